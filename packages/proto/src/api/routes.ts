@@ -1,0 +1,10 @@
+import { API_PREFIX } from './schemas.js'
+
+/** Paths of the peer API, built in one place so server and client cannot drift. */
+export const apiPaths = {
+  peers: `${API_PREFIX}/peers`,
+  peer: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}`,
+  heartbeat: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}/heartbeat`,
+  tasks: `${API_PREFIX}/tasks`,
+  pieces: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/pieces`
+} as const
