@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto'
+import { describe, expect, test } from 'vitest'
+import { sha256Of } from '../digest.js'
+import { fetchPiece, servePiece, type PieceOpener } from './exchange.js'
+import { memoryStreamPair } from '../testing/memory-stream.js'
+
+const TASK = `sha256:${'b'.repeat(64)}`
+const piece = randomBytes(3 * 1024 * 1024 + 17)
+const digest = sha256Of(piece)
+
+async function * chunks (data: Uint8Array, size = 100_000): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size)
+}
+
+const opener = (data: Uint8Array): PieceOpener => async req => req.index === 0 ? { size: data.byteLength, body: chunks(data) } : undefined
+
+async function exchange (serverData: Uint8Array, index = 0, expected = { size: piece.byteLength, digest }) {
+  const [client, server] = memoryStreamPair()
+  const signal = AbortSignal.timeout(10_000)
+  const served = servePiece(server, opener(serverData), { signal })
+  const fetched = fetchPiece(client, { taskId: TASK, index }, expected, { signal })
+  const [s, f] = await Promise.allSettled([served, fetched])
+  return { served: s.status === 'fulfilled' ? s.value : undefined, fetched: f }
+}
+
+describe('piece exchange', () => {
+  test('transfers and verifies a piece with backpressure', async () => {
+    const { served, fetched } = await exchange(piece)
+    expect(fetched.status).toBe('fulfilled')
+    if (fetched.status === 'fulfilled') expect(Buffer.from(fetched.value).equals(piece)).toBe(true)
+    expect(served?.bytes).toBe(piece.byteLength)
+    expect(served?.error).toBeUndefined()
+  })
+
+  test('a flipped bit is rejected against the seed digest', async () => {
+    const bad = Buffer.from(piece)
+    bad[12345] ^= 1
+    const { fetched } = await exchange(bad)
+    expect(fetched.status).toBe('rejected')
+    if (fetched.status === 'rejected') expect(fetched.reason.code).toBe('DF_ERR_PIECE_DIGEST_MISMATCH')
+  })
+
+  test('a short piece is a size mismatch', async () => {
+    const { fetched } = await exchange(piece.subarray(1))
+    expect(fetched.status === 'rejected' && fetched.reason.code).toBe('DF_ERR_SIZE_MISMATCH')
+  })
+
+  test('a piece the peer lacks is reported as unavailable', async () => {
+    const { fetched, served } = await exchange(piece, 5)
+    expect(fetched.status === 'rejected' && fetched.reason.code).toBe('DF_ERR_PIECE_UNAVAILABLE')
+    expect(served?.request?.index).toBe(5)
+  })
+
+  test('a malformed request gets a protocol error, not a crash', async () => {
+    const [client, server] = memoryStreamPair()
+    const served = servePiece(server, opener(piece), { signal: AbortSignal.timeout(5000) })
+    client.send(new Uint8Array([5, 0x7b, 0x7d, 0x20, 0x20, 0x20]))
+    const result = await served
+    expect(result.error?.message).toMatch(/malformed/)
+  })
+})
