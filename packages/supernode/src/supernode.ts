@@ -1,0 +1,175 @@
+import { mkdir } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import type { Libp2p } from 'libp2p'
+import type { Logger } from 'pino'
+import { parseDigest, pieceRange, type PeerAddress, type PieceOpener } from '@damselfly/proto'
+import type { SupernodeConfig } from './config.js'
+import { buildApp } from './http/app.js'
+import { createMetrics, type SupernodeMetrics } from './metrics.js'
+import { bareAddrs, createP2PNode } from './p2p/node.js'
+import { loadOrCreatePeerKey } from './p2p/peer-key.js'
+import { PeerRegistry } from './peers/peer-registry.js'
+import { HandoutLedger } from './scheduler/piece-sources.js'
+import { BackToSource } from './seed/back-to-source.js'
+import { BlobFiles } from './seed/blob-files.js'
+import { createUpstreamFetcher, type UpstreamFetcher } from './seed/upstream-fetch.js'
+import { LevelTaskStore } from './tasks/level-task-store.js'
+import { TaskBoard } from './tasks/task-board.js'
+import type { TaskStore } from './tasks/task-store.js'
+
+/** Collaborators a caller may replace (tests, embedding). Only `logger` is required. */
+export interface SupernodeComponents {
+  logger: Logger
+  store?: TaskStore
+  now?: () => number
+  fetchUpstream?: UpstreamFetcher
+  maxConcurrentFetches?: number
+}
+
+/** A running (or runnable) supernode. `start()` does all I/O; `stop()` is idempotent. */
+export interface Supernode {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** `http://host:port` with the bound port (127.0.0.1 when bound to a wildcard). Valid after start. */
+  readonly httpUrl: string
+  readonly peerId: string
+  /** Full multiaddrs including `/p2p/<peerId>`. Valid after start. */
+  readonly p2pAddrs: string[]
+  readonly metrics: SupernodeMetrics
+}
+
+/** How often expired peers are swept (they are also treated as gone on lookup). */
+const SWEEP_INTERVAL_MS = 5_000
+/** How long stop() lets in-flight HTTP requests finish before cutting connections. */
+const HTTP_DRAIN_MS = 2_000
+
+export function createSupernode (config: SupernodeConfig, components: SupernodeComponents): Supernode {
+  const logger = components.logger
+  const now = components.now ?? Date.now
+  const store = components.store ?? new LevelTaskStore(join(config.dataDir, 'meta'))
+  const board = new TaskBoard(store, now)
+  const files = new BlobFiles(config.dataDir)
+  const ledger = new HandoutLedger()
+  const peers = new PeerRegistry({
+    now,
+    onHoldingsChanged: taskId => { board.touch(taskId) },
+    onPeerRemoved: peerId => { ledger.forget(peerId) }
+  })
+  const metrics = createMetrics({ peerCount: () => peers.size, taskCounts: () => board.countByState() })
+  const seeder = new BackToSource({
+    board,
+    files,
+    fetchUpstream: components.fetchUpstream ?? createUpstreamFetcher(),
+    logger,
+    now,
+    ...(components.maxConcurrentFetches === undefined ? {} : { maxConcurrent: components.maxConcurrentFetches }),
+    onUpstreamBytes: n => { metrics.upstreamBytes.inc(n) },
+    onTaskFailed: taskId => { peers.dropTask(taskId) }
+  })
+  const shutdown = new AbortController()
+
+  let node: Libp2p | undefined
+  let server: Server | undefined
+  let storeOpen = false
+  let sweeper: NodeJS.Timeout | undefined
+  let httpUrl = ''
+  let stopping: Promise<void> | undefined
+
+  const self = (): PeerAddress => ({ peerId: node?.peerId.toString() ?? '', addrs: node === undefined ? [] : bareAddrs(node) })
+
+  // Serves only pieces whose digest is published: their bytes are written and hashed.
+  const openPiece: PieceOpener = async (request) => {
+    const task = await board.get(request.taskId)
+    if (task === undefined || task.record.state === 'failed' || !task.pieces.has(request.index)) return undefined
+    const range = pieceRange(task.record, request.index)
+    return { size: range.length, body: await files.openRange(parseDigest(request.taskId), range.start, range.end) }
+  }
+
+  const app = buildApp({
+    logger,
+    token: config.token,
+    metrics: metrics.registry,
+    isReady: () => storeOpen && node?.status === 'started' && stopping === undefined,
+    peers,
+    board,
+    ledger,
+    register: async input => await seeder.register(input),
+    self,
+    now,
+    shutdown: shutdown.signal
+  })
+
+  async function start (): Promise<void> {
+    await mkdir(config.dataDir, { recursive: true })
+    await store.open()
+    storeOpen = true
+    // Tasks a previous process left running have nobody filling them: drop their partial data.
+    for (const abandoned of await board.load()) {
+      logger.info({ taskId: abandoned.taskId }, 'discarding task left running by a previous process')
+      await files.remove(parseDigest(abandoned.taskId))
+    }
+
+    const privateKey = await loadOrCreatePeerKey(join(config.dataDir, 'peer.key'))
+    node = await createP2PNode({
+      privateKey,
+      listen: config.p2pListen,
+      announce: config.p2pAnnounce,
+      encrypters: config.p2pEncrypters,
+      openPiece,
+      onUploadedBytes: n => { metrics.pieceBytesUploaded.inc(n) },
+      logger
+    })
+    await node.start()
+
+    server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, app)
+    const srv = server
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject)
+      srv.listen(config.listen.port, config.listen.host, () => { srv.off('error', reject); resolve() })
+    })
+    const addr = srv.address() as AddressInfo
+    const host = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address.includes(':') ? `[${addr.address}]` : addr.address
+    httpUrl = `http://${host}:${addr.port}`
+
+    sweeper = setInterval(() => {
+      const expired = peers.sweep()
+      if (expired.length > 0) logger.info({ peers: expired }, 'expired silent peers')
+    }, SWEEP_INTERVAL_MS)
+    sweeper.unref()
+
+    if (config.token === undefined) logger.warn('no --token set: the peer API is open to anyone who can reach it')
+    logger.info({ httpUrl, peerId: node.peerId.toString(), p2pAddrs: node.getMultiaddrs().map(a => a.toString()) }, 'ready')
+  }
+
+  async function doStop (): Promise<void> {
+    if (sweeper !== undefined) clearInterval(sweeper)
+    // Stop accepting first, then end long-polls and fetches, then let requests drain briefly.
+    const closed = server === undefined
+      ? Promise.resolve()
+      : new Promise<void>(resolve => { server?.close(() => { resolve() }) })
+    server?.closeIdleConnections()
+    shutdown.abort()
+    board.wakeAll()
+    await seeder.stop()
+    const timer = setTimeout(() => { server?.closeAllConnections() }, HTTP_DRAIN_MS)
+    await closed
+    clearTimeout(timer)
+    await node?.stop()
+    if (storeOpen) {
+      storeOpen = false
+      await store.close()
+    }
+    logger.info('stopped')
+  }
+
+  return {
+    start,
+    stop: async () => { stopping ??= doStop(); await stopping },
+    get httpUrl () { return httpUrl },
+    get peerId () { return node?.peerId.toString() ?? '' },
+    get p2pAddrs () { return node?.getMultiaddrs().map(a => a.toString()) ?? [] },
+    metrics
+  }
+}
