@@ -34,7 +34,7 @@ describe('piece exchange', () => {
 
   test('a flipped bit is rejected against the seed digest', async () => {
     const bad = Buffer.from(piece)
-    bad[12345] ^= 1
+    bad.writeUInt8(bad.readUInt8(12345) ^ 1, 12345)
     const { fetched } = await exchange(bad)
     expect(fetched.status).toBe('rejected')
     if (fetched.status === 'rejected') expect(fetched.reason.code).toBe('DF_ERR_PIECE_DIGEST_MISMATCH')
