@@ -1,0 +1,89 @@
+import { z } from 'zod'
+import { multiaddr } from '@multiformats/multiaddr'
+import { canonicalRegistryHost, parseRegistryEntry, parseSize, resolveConfig, type ConfigSources, type OptionSpec, type SizeSpec } from '@damselfly/proto'
+
+/**
+ * The `dfclient daemon` options (CONTRACTS.md). Each spec yields a flag, a YAML key and an env var;
+ * the zod schema below is the single source of truth for defaults and validation.
+ */
+export const DAEMON_OPTIONS: readonly OptionSpec[] = [
+  { key: 'config', arg: 'FILE', description: 'YAML config file', defaultText: 'none' },
+  { key: 'supernode', arg: 'URL', description: 'supernode base URL (repeatable; the first reachable one is used)', repeatable: true, defaultText: 'none (required)' },
+  { key: 'token', arg: 'SECRET', description: 'cluster secret sent to the supernode as a Bearer token', defaultText: 'none' },
+  { key: 'listen', arg: 'HOST:PORT', description: 'registry mirror (OCI pull API) plus /metrics, /livez, /readyz', defaultText: '127.0.0.1:65001' },
+  { key: 'p2pListen', arg: 'MULTIADDR', description: 'libp2p listen address (repeatable)', repeatable: true, defaultText: '/ip4/0.0.0.0/tcp/65002' },
+  { key: 'p2pAnnounce', arg: 'MULTIADDR', description: 'address peers should dial (repeatable)', repeatable: true, defaultText: 'listen addresses' },
+  { key: 'p2pEncrypters', arg: 'LIST', description: 'libp2p connection encrypters in preference order: tls, noise (repeatable or comma-separated)', repeatable: true, defaultText: 'tls,noise' },
+  { key: 'dataDir', arg: 'DIR', description: 'piece cache, metadata, peer key', defaultText: '/var/lib/damselfly/dfclient' },
+  { key: 'registry', arg: 'HOST=URL', description: 'how to reach a registry host (repeatable), e.g. 127.0.0.1:5000=http://127.0.0.1:5000', repeatable: true, defaultText: 'docker.io=https://registry-1.docker.io, others https://HOST' },
+  { key: 'defaultRegistry', arg: 'HOST', description: 'upstream for requests that carry no ns= query parameter', defaultText: 'docker.io' },
+  { key: 'cacheSize', arg: 'SIZE', description: 'piece-cache quota (150MiB, 20GiB, 30%)', defaultText: '80%' },
+  { key: 'logLevel', arg: 'LEVEL', description: 'pino log level', defaultText: 'info' }
+]
+
+/** A list option may come as a YAML array, a YAML string, or repeated flags; commas also split. */
+const list = z.preprocess(
+  v => (typeof v === 'string' ? [v] : v),
+  z.array(z.string()).transform(a => a.flatMap(s => s.split(',')).map(s => s.trim()).filter(s => s !== ''))
+)
+
+const multiaddrList = list.superRefine((addrs, ctx) => {
+  for (const [i, a] of addrs.entries()) {
+    try { multiaddr(a) } catch { ctx.addIssue({ code: 'custom', path: [i], message: `not a multiaddr: ${JSON.stringify(a)}` }) }
+  }
+})
+
+const hostPort = z.string().transform((s, ctx) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s.trim())
+  const port = Number(m?.[2])
+  if (m === null || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT, got ${JSON.stringify(s)}` })
+    return z.NEVER
+  }
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port }
+})
+
+const httpUrl = z.string().transform((s, ctx) => {
+  try {
+    const u = new URL(s)
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.href.replace(/\/+$/, '')
+  } catch { /* reported below */ }
+  ctx.addIssue({ code: 'custom', message: `not an http(s) URL: ${JSON.stringify(s)}` })
+  return z.NEVER
+})
+
+export const daemonConfigSchema = z.object({
+  supernode: z.preprocess(v => v ?? [], list).pipe(z.array(httpUrl).min(1, 'required: at least one supernode URL (--supernode, DAMSELFLY_SUPERNODE or YAML supernode)')),
+  token: z.string().min(1).optional(),
+  listen: hostPort.default({ host: '127.0.0.1', port: 65001 } as never),
+  p2pListen: multiaddrList.pipe(z.array(z.string()).min(1)).default(['/ip4/0.0.0.0/tcp/65002']),
+  p2pAnnounce: multiaddrList.default([]),
+  p2pEncrypters: list.pipe(z.array(z.enum(['tls', 'noise'])).min(1)).default(['tls', 'noise']),
+  dataDir: z.string().min(1).default('/var/lib/damselfly/dfclient'),
+  registry: list.transform((entries, ctx) => {
+    const out: Array<{ host: string, url: string }> = []
+    for (const [i, e] of entries.entries()) {
+      const r = parseRegistryEntry(e)
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', path: [i], message: r })
+      else out.push(r)
+    }
+    return out
+  }).default([]),
+  defaultRegistry: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'expected a registry HOST[:PORT]').transform(canonicalRegistryHost).default('docker.io'),
+  cacheSize: z.string().transform((s, ctx): SizeSpec => {
+    const size = parseSize(s)
+    if (size === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a size (150MiB, 20GiB, 30%): ${JSON.stringify(s)}` })
+      return z.NEVER
+    }
+    return size
+  }).default({ percent: 80 } as never),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+}).strict()
+
+export type DaemonConfig = z.infer<typeof daemonConfigSchema>
+
+/** Validates every source at once; throws DF_ERR_CONFIG_INVALID listing each problem. */
+export function resolveDaemonConfig (sources: ConfigSources): DaemonConfig {
+  return resolveConfig(daemonConfigSchema, DAEMON_OPTIONS, sources)
+}

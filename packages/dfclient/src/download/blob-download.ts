@@ -1,0 +1,133 @@
+import { Digester, dfError, layoutFor, parseDigest, pieceIndexAt, pieceRange, type PieceLayout, type TaskInfo } from '@damselfly/proto'
+import type { PieceCache } from '../storage/piece-cache.js'
+import { PieceScheduler } from './piece-scheduler.js'
+import type { DownloadEvents, PieceFetcher, TaskDirectory, UpstreamRangeOpener } from './ports.js'
+
+export interface BlobDownloadInit {
+  digest: string
+  /** Upstream blob URL the supernode fetches on a miss. */
+  url: string
+  authorization?: string
+  selfPeerId: string
+  concurrency?: number
+  window?: number
+  pollWaitMs?: number
+  maxRounds?: number
+  maxPollFailures?: number
+}
+
+export interface BlobDownloadComponents {
+  tasks: TaskDirectory
+  fetcher: PieceFetcher
+  cache: PieceCache
+  /** Where bytes come from when P2P fails after some were sent. */
+  upstream: UpstreamRangeOpener
+  events?: DownloadEvents
+}
+
+/** Defaults: 4 pieces in flight within 8 pieces of the reader (≤ 32 MiB buffered at 4 MiB pieces). */
+const DEFAULTS = { concurrency: 4, window: 8, pollWaitMs: 10_000, maxRounds: 3, maxPollFailures: 3 }
+
+/**
+ * Registers a blob with the supernode and returns a handle that streams any byte range of it. Throws
+ * (before any byte exists) when the supernode cannot register it: the caller then falls back to the
+ * upstream. DF_ERR_UPSTREAM_REJECTED means the upstream refused the back-to-source fetch.
+ */
+export async function openBlobDownload (init: BlobDownloadInit, components: BlobDownloadComponents, signal: AbortSignal): Promise<BlobDownload> {
+  const request = init.authorization === undefined ? { digest: init.digest, url: init.url } : { digest: init.digest, url: init.url, authorization: init.authorization }
+  const task = await components.tasks.registerTask(request, signal)
+  if (task.digest !== init.digest) throw dfError('DF_ERR_PROTOCOL', `supernode answered for ${task.digest}, asked for ${init.digest}`)
+  const layout = layoutFor(task.size)
+  if (layout.pieceSize !== task.pieceSize || layout.pieceCount !== task.pieceCount) {
+    throw dfError('DF_ERR_PROTOCOL', `supernode layout ${task.pieceSize}×${task.pieceCount} differs from the piece-layout rule for ${task.size} bytes`)
+  }
+  return new BlobDownload(init, components, task, layout)
+}
+
+/** One registered blob. `read()` may be called once per client request (each with its own range). */
+export class BlobDownload {
+  readonly task: TaskInfo
+  readonly layout: PieceLayout
+  readonly #init: BlobDownloadInit
+  readonly #c: BlobDownloadComponents
+
+  constructor (init: BlobDownloadInit, components: BlobDownloadComponents, task: TaskInfo, layout: PieceLayout) {
+    this.#init = init
+    this.#c = components
+    this.task = task
+    this.layout = layout
+  }
+
+  /**
+   * Yields bytes `[start, end]` (inclusive) in order, each piece verified against the seed's digest.
+   * When P2P fails before the first byte, throws (the caller falls back to the upstream itself);
+   * when it fails after some bytes, continues from the upstream at the current offset. When the range
+   * is the whole blob, the blob digest is checked as bytes pass; on mismatch the cache entry is dropped
+   * and the iterator throws DF_ERR_BLOB_DIGEST_MISMATCH after the last byte (so the caller must destroy
+   * the response rather than end it).
+   */
+  async * read (range: { start: number, end: number }, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const { digest } = this.#init
+    const layout = this.layout
+    const whole = range.start === 0 && range.end === layout.size - 1
+    const digester = whole || layout.size === 0 ? new Digester(parseDigest(digest).algorithm) : undefined
+    let offset = range.start
+    const end = range.end
+    let p2pError: Error | undefined
+    if (layout.size > 0 && end >= range.start) {
+      const scheduler = new PieceScheduler({
+        ...DEFAULTS,
+        ...definedOnly({ concurrency: this.#init.concurrency, window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures }),
+        digest,
+        layout,
+        selfPeerId: this.#init.selfPeerId,
+        first: pieceIndexAt(layout, range.start),
+        last: pieceIndexAt(layout, end)
+      }, this.#c, signal)
+      try {
+        await scheduler.start()
+        for (let i = pieceIndexAt(layout, range.start); i <= pieceIndexAt(layout, end); i++) {
+          let bytes: Uint8Array
+          try {
+            bytes = await scheduler.piece(i)
+          } catch (err) {
+            if (signal.aborted) throw err
+            p2pError = err instanceof Error ? err : new Error(String(err))
+            break
+          }
+          const r = pieceRange(layout, i)
+          const slice = bytes.subarray(Math.max(offset, r.start) - r.start, Math.min(end + 1, r.end) - r.start)
+          digester?.update(slice)
+          offset += slice.byteLength
+          yield slice
+        }
+      } finally {
+        scheduler.stop()
+      }
+    }
+    if (p2pError !== undefined) {
+      // Nothing sent yet: let the caller fall back cleanly (and label the response as upstream).
+      if (offset === range.start) throw p2pError
+      this.#c.events?.upstreamContinuation?.({ offset, error: p2pError })
+      const body = await this.#c.upstream({ start: offset, end }, signal)
+      for await (const chunk of body) {
+        if (offset + chunk.byteLength > end + 1) throw dfError('DF_ERR_SIZE_MISMATCH', `upstream sent more than the ${end + 1 - range.start} bytes of ${digest} asked for`)
+        digester?.update(chunk)
+        offset += chunk.byteLength
+        yield chunk
+      }
+      if (offset !== end + 1) throw dfError('DF_ERR_SIZE_MISMATCH', `upstream ended ${digest} at byte ${offset} of ${end + 1}`)
+    }
+    if (digester !== undefined) {
+      const actual = digester.digest()
+      if (actual !== digest) {
+        await this.#c.cache.drop(digest)
+        throw dfError('DF_ERR_BLOB_DIGEST_MISMATCH', `blob ${digest} hashed to ${actual}`)
+      }
+    }
+  }
+}
+
+function definedOnly<T extends Record<string, number | undefined>> (o: T): Partial<Record<keyof T, number>> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, number>>
+}

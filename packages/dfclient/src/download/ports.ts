@@ -1,0 +1,32 @@
+import type { PieceSource, PiecesResponse, TaskInfo } from '@damselfly/proto'
+
+/**
+ * The ports the blob download depends on. The domain (blob-download.ts) sees only these; the adapters
+ * are the supernode HTTP client, the libp2p piece fetcher, the filesystem piece cache and undici.
+ */
+
+/** The supernode's task API, as the download needs it. */
+export interface TaskDirectory {
+  /** Registers interest in a blob; resolves once its size is known. Throws DfErrors. */
+  registerTask: (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<TaskInfo>
+  /** Long-polls piece availability newer than `since`. */
+  pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal) => Promise<PiecesResponse>
+  /** Tells the supernode this peer now serves these pieces (fire and forget; the adapter batches). */
+  reportPieces: (digest: string, indexes: number[]) => void
+}
+
+/** Fetches one piece from one source and verifies it against `expected.digest`, or throws a DfError. */
+export interface PieceFetcher {
+  fetchPiece: (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal) => Promise<Uint8Array>
+}
+
+/** Byte stream of the blob straight from the upstream registry, starting at `offset` (end inclusive). */
+export type UpstreamRangeOpener = (range: { start: number, end: number }, signal: AbortSignal) => Promise<AsyncIterable<Uint8Array>>
+
+/** What the download reports for metrics and logs. */
+export interface DownloadEvents {
+  pieceReceived?: (bytes: number, from: 'peer' | 'supernode') => void
+  verifyFailure?: (info: { index: number, peerId: string, error: Error }) => void
+  sourceFailure?: (info: { index: number, peerId: string, error: Error }) => void
+  upstreamContinuation?: (info: { offset: number, error: Error }) => void
+}

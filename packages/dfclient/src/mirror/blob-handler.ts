@@ -1,0 +1,150 @@
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Request, Response } from 'express'
+import type { Logger } from 'pino'
+import { isDfError } from '@damselfly/proto'
+import type { BlobDownload } from '../download/blob-download.js'
+import { verifyDigest } from '../download/verify.js'
+import type { DfclientMetrics } from '../metrics.js'
+import { isComplete, type PieceCache } from '../storage/piece-cache.js'
+import { parseRange } from './range.js'
+import { forwardedHeaders, type UpstreamClient } from './upstream.js'
+
+export type BlobSource = 'local' | 'p2p' | 'upstream'
+
+/** Opens a P2P download of a blob (registers the task); throws before any byte when it cannot. */
+export type DownloadOpener = (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<BlobDownload>
+
+export interface BlobHandlerDeps {
+  cache: PieceCache
+  upstream: UpstreamClient
+  metrics: DfclientMetrics
+  logger: Logger
+  /** Absent when P2P is off: every miss goes upstream. */
+  openDownload?: DownloadOpener
+}
+
+export interface BlobRequest {
+  req: Request
+  res: Response
+  digest: string
+  /** Upstream URL of this blob (query minus `ns`). */
+  url: string
+  signal: AbortSignal
+}
+
+const SOURCE_HEADER = 'X-Damselfly-Source'
+
+/** GET/HEAD `/v2/<name>/blobs/<digest>`: local cache, else P2P, else upstream (docs/protocol.md). */
+export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promise<void> {
+  const { req, digest } = r
+  const cached = await deps.cache.get(digest)
+  if (isComplete(cached)) {
+    await serveLocal(deps, r, cached.layout.size)
+    return
+  }
+  if (req.method === 'HEAD' || deps.openDownload === undefined) {
+    await serveUpstream(deps, r, req.method === 'HEAD' ? undefined : 'p2p_disabled')
+    return
+  }
+  const authorization = req.headers.authorization
+  let download: BlobDownload
+  try {
+    download = await deps.openDownload(authorization === undefined ? { digest, url: r.url } : { digest, url: r.url, authorization }, r.signal)
+  } catch (err) {
+    if (r.signal.aborted) return
+    const reason = !isDfError(err)
+      ? 'register_failed'
+      : err.code === 'DF_ERR_UPSTREAM_REJECTED' ? 'upstream_rejected'
+        : err.code === 'DF_ERR_SUPERNODE_UNAVAILABLE' ? 'supernode_unavailable' : 'register_failed'
+    deps.logger.warn({ digest, reason, err: String(err instanceof Error ? err.message : err) }, 'P2P unavailable for blob, fetching from upstream')
+    await serveUpstream(deps, r, reason)
+    return
+  }
+  await serveP2p(deps, r, download)
+}
+
+async function serveLocal (deps: BlobHandlerDeps, r: BlobRequest, size: number): Promise<void> {
+  const { req, res, digest } = r
+  const range = parseRange(req.method === 'GET' ? req.headers.range : undefined, size)
+  if (range.type === 'unsatisfiable') { unsatisfiable(res, size); return }
+  const start = range.type === 'partial' ? range.start : 0
+  const end = range.type === 'partial' ? range.end : size - 1
+  blobHeaders(res, digest, 'local', range.type === 'partial' ? { start, end, size } : undefined, end - start + 1)
+  if (req.method === 'HEAD') { res.end(); return }
+  let body = deps.cache.readRange(digest, start, end, r.signal)
+  if (range.type === 'full') body = verifyDigest(body, digest, async () => { await deps.cache.drop(digest) })
+  await send(deps, r, body, 'local')
+}
+
+async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDownload): Promise<void> {
+  const { req, res, digest } = r
+  const size = download.task.size
+  const range = parseRange(req.headers.range, size)
+  if (range.type === 'unsatisfiable') { unsatisfiable(res, size); return }
+  const start = range.type === 'partial' ? range.start : 0
+  const end = range.type === 'partial' ? range.end : size - 1
+  const body = download.read({ start, end }, r.signal)
+  // Peek the first chunk before committing headers: a P2P failure before any byte still becomes a
+  // clean upstream fallback with X-Damselfly-Source: upstream.
+  let first: IteratorResult<Uint8Array> | undefined
+  if (size > 0) {
+    try {
+      first = await body.next()
+    } catch (err) {
+      if (r.signal.aborted) return
+      deps.logger.warn({ digest, reason: 'p2p_failed', err: err instanceof Error ? err.message : String(err) }, 'P2P failed before the first byte, fetching from upstream')
+      await serveUpstream(deps, r, 'p2p_failed')
+      return
+    }
+  }
+  blobHeaders(res, digest, 'p2p', range.type === 'partial' ? { start, end, size } : undefined, end - start + 1)
+  async function * all (): AsyncGenerator<Uint8Array> {
+    if (first !== undefined && first.done !== true) yield first.value
+    yield * body
+  }
+  await send(deps, r, all(), 'p2p')
+}
+
+/** Direct fetch from the upstream, relaying its answer; a full 200 is still checked against the digest. */
+async function serveUpstream (deps: BlobHandlerDeps, r: BlobRequest, reason: string | undefined): Promise<void> {
+  const { req, res, digest } = r
+  if (reason !== undefined) deps.metrics.upstreamFallbacks.inc({ reason })
+  const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
+  const upstream = await deps.upstream.request(method, r.url, forwardedHeaders(req), r.signal)
+  res.setHeader(SOURCE_HEADER, 'upstream')
+  await deps.upstream.relay(upstream, res, r.signal, (source, status) => {
+    const ok = status >= 200 && status < 300
+    const counted = ok ? count(deps, r, source, 'upstream') : source
+    return status === 200 && method === 'GET' ? verifyDigest(counted, digest) : counted
+  })
+}
+
+function blobHeaders (res: Response, digest: string, source: BlobSource, partial: { start: number, end: number, size: number } | undefined, length: number): void {
+  res.status(partial === undefined ? 200 : 206)
+  res.setHeader('Content-Type', 'application/octet-stream')
+  res.setHeader('Content-Length', String(length))
+  res.setHeader('Docker-Content-Digest', digest)
+  res.setHeader('Accept-Ranges', 'bytes')
+  res.setHeader(SOURCE_HEADER, source)
+  if (partial !== undefined) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${partial.size}`)
+}
+
+function unsatisfiable (res: Response, size: number): void {
+  res.status(416)
+  res.setHeader('Content-Range', `bytes */${size}`)
+  res.setHeader('Content-Type', 'application/json')
+  res.end(JSON.stringify({ errors: [{ code: 'SIZE_INVALID', message: `range not satisfiable for a blob of ${size} bytes` }] }))
+}
+
+async function * count (deps: BlobHandlerDeps, r: BlobRequest, source: AsyncIterable<Uint8Array>, label: BlobSource): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    deps.metrics.blobBytesServed.inc({ source: label }, chunk.byteLength)
+    r.res.locals.bytes = (r.res.locals.bytes as number | undefined ?? 0) + chunk.byteLength
+    yield chunk
+  }
+}
+
+async function send (deps: BlobHandlerDeps, r: BlobRequest, body: AsyncIterable<Uint8Array>, label: BlobSource): Promise<void> {
+  await pipeline(Readable.from(count(deps, r, body, label), { objectMode: false }), r.res, { signal: r.signal })
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import type { Libp2p } from 'libp2p'
+import { layoutFor, pieceRange, sha256Of } from '@damselfly/proto'
+import { MemoryPieceCache } from '../storage/memory-piece-cache.js'
+import { createP2pNode, type EncrypterName } from './node.js'
+import { Libp2pPieceFetcher } from './piece-fetcher.js'
+import { registerPieceServer } from './piece-server.js'
+
+describe('piece exchange over libp2p', () => {
+  const nodes: Libp2p[] = []
+  const dirs: string[] = []
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
+    await Promise.all(dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) }))
+  })
+
+  async function node (encrypters: EncrypterName[]): Promise<Libp2p> {
+    const dir = await mkdtemp(join(tmpdir(), 'dfc-p2p-'))
+    dirs.push(dir)
+    const n = await createP2pNode({ keyPath: join(dir, 'peer.key'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], encrypters })
+    nodes.push(n)
+    return n
+  }
+
+  for (const encrypters of [['tls'], ['noise']] as EncrypterName[][]) {
+    it(`serves a held piece and refuses a missing one (${encrypters.join(',')})`, async () => {
+      const blob = new Uint8Array(randomBytes(5 * 1024 * 1024))
+      const digest = sha256Of(blob)
+      const layout = layoutFor(blob.byteLength)
+      const r = pieceRange(layout, 0)
+      const piece = blob.subarray(r.start, r.end)
+      const cache = new MemoryPieceCache()
+      await cache.writePiece(digest, layout, 0, sha256Of(piece), piece)
+
+      const server = await node(encrypters)
+      let uploaded = 0
+      await registerPieceServer(server, cache, { logger: pino({ level: 'silent' }), onBytes: n => { uploaded += n } })
+      await server.start()
+      const client = await node(encrypters)
+      await client.start()
+
+      const fetcher = new Libp2pPieceFetcher(client)
+      const source = { peerId: server.peerId.toString(), addrs: server.getMultiaddrs().map(a => a.toString().replace(`/p2p/${server.peerId.toString()}`, '')), seed: false }
+      const got = await fetcher.fetchPiece(source, { taskId: digest, index: 0 }, { size: piece.byteLength, digest: sha256Of(piece) }, AbortSignal.timeout(10_000))
+      expect(sha256Of(got)).toBe(sha256Of(piece))
+      expect(uploaded).toBe(piece.byteLength)
+
+      await expect(fetcher.fetchPiece(source, { taskId: digest, index: 1 }, { size: blob.byteLength - piece.byteLength, digest: sha256Of(blob.subarray(r.end)) }, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' })
+      await expect(fetcher.fetchPiece(source, { taskId: digest, index: 0 }, { size: piece.byteLength, digest: sha256Of(new Uint8Array(1)) }, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'DF_ERR_PIECE_DIGEST_MISMATCH' })
+      expect(client.getConnections(server.peerId)).toHaveLength(1) // one reused connection
+    })
+  }
+
+  it('fetches several pieces concurrently over a fresh connection', async () => {
+    const blob = new Uint8Array(randomBytes(14 * 1024 * 1024))
+    const digest = sha256Of(blob)
+    const layout = layoutFor(blob.byteLength)
+    const cache = new MemoryPieceCache()
+    for (let i = 0; i < layout.pieceCount; i++) { const r = pieceRange(layout, i); await cache.writePiece(digest, layout, i, sha256Of(blob.subarray(r.start, r.end)), blob.subarray(r.start, r.end)) }
+    const server = await node(['tls', 'noise'])
+    await registerPieceServer(server, cache, { logger: pino({ level: 'silent' }), onBytes: () => {} })
+    await server.start()
+    const client = await node(['tls', 'noise'])
+    await client.start()
+    const fetcher = new Libp2pPieceFetcher(client)
+    const source = { peerId: server.peerId.toString(), addrs: server.getMultiaddrs().map(a => a.toString().replace(`/p2p/${server.peerId.toString()}`, '')), seed: false }
+    for (let round = 0; round < 3; round++) {
+      const got = await Promise.all(Array.from({ length: layout.pieceCount }, async (_, i) => {
+        const r = pieceRange(layout, i)
+        return await fetcher.fetchPiece(source, { taskId: digest, index: i }, { size: r.length, digest: sha256Of(blob.subarray(r.start, r.end)) }, AbortSignal.timeout(20_000))
+      }))
+      expect(sha256Of(Buffer.concat(got))).toBe(digest)
+    }
+  })
+
+  it('keeps the peer id across restarts (persisted key)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dfc-key-'))
+    dirs.push(dir)
+    const a = await createP2pNode({ keyPath: join(dir, 'peer.key'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], encrypters: ['noise'] })
+    const b = await createP2pNode({ keyPath: join(dir, 'peer.key'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], encrypters: ['noise'] })
+    expect(a.peerId.toString()).toBe(b.peerId.toString())
+  })
+})

@@ -1,0 +1,40 @@
+import { pieceRange, type PieceLayout } from '@damselfly/proto'
+import type { CachedBlob, PieceCache } from './piece-cache.js'
+
+/** In-memory PieceCache for tests and fakes: same contract, no durability. */
+export class MemoryPieceCache implements PieceCache {
+  readonly #blobs = new Map<string, { layout: PieceLayout, pieces: Map<number, string>, data: Uint8Array }>()
+
+  async get (digest: string): Promise<CachedBlob | undefined> {
+    const b = this.#blobs.get(digest)
+    return b === undefined ? undefined : { digest, layout: b.layout, pieces: new Map(b.pieces) }
+  }
+
+  async writePiece (digest: string, layout: PieceLayout, index: number, pieceDigest: string, bytes: Uint8Array): Promise<void> {
+    let b = this.#blobs.get(digest)
+    if (b === undefined) { b = { layout, pieces: new Map(), data: new Uint8Array(layout.size) }; this.#blobs.set(digest, b) }
+    if (b.pieces.has(index)) return
+    b.data.set(bytes, pieceRange(layout, index).start)
+    b.pieces.set(index, pieceDigest)
+  }
+
+  async readPiece (digest: string, index: number): Promise<Uint8Array | undefined> {
+    const b = this.#blobs.get(digest)
+    if (b?.pieces.has(index) !== true) return undefined
+    const r = pieceRange(b.layout, index)
+    return b.data.slice(r.start, r.end)
+  }
+
+  async * readRange (digest: string, start: number, end: number): AsyncIterable<Uint8Array> {
+    const b = this.#blobs.get(digest)
+    if (b !== undefined && end >= start) yield b.data.slice(start, end + 1)
+  }
+
+  async drop (digest: string): Promise<void> { this.#blobs.delete(digest) }
+
+  async list (): Promise<CachedBlob[]> {
+    return [...this.#blobs.entries()].map(([digest, b]) => ({ digest, layout: b.layout, pieces: new Map(b.pieces) }))
+  }
+
+  async close (): Promise<void> {}
+}

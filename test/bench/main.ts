@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench -- <name> [options]`: benchmarks that print side-by-side ratios. They measure;
+ * they never assert timings (tests assert bytes).
+ */
+import { runPullBench } from './pull-bench.js'
+
+const BENCHES: Record<string, { describe: string, run: (argv: string[]) => Promise<void> }> = {
+  pull: { describe: 'one 256 MiB layer: direct vs cold, peer and warm through Damselfly, per encrypter', run: runPullBench }
+}
+
+const [name, ...rest] = process.argv.slice(2)
+const bench = name === undefined ? undefined : BENCHES[name]
+if (bench === undefined) {
+  console.error(`usage: npm run bench -- <name> [options]\n${Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(8)} ${b.describe}`).join('\n')}`)
+  process.exit(name === undefined || name === '--help' ? 0 : 2)
+}
+bench.run(rest).then(() => process.exit(0), (err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
