@@ -52,7 +52,7 @@ async function run (opts: Record<string, unknown>): Promise<void> {
   // Step 2: the root logger, injected downward; credentials never reach the output.
   const logger = pino({
     level: config.logLevel,
-    base: { service: 'supernode' },
+    base: { name: 'supernode', pid: process.pid },
     redact: { paths: ['authorization', 'headers.authorization', '*.headers.authorization', 'req.headers.authorization', 'token'], censor: '[redacted]' }
   })
   process.on('unhandledRejection', err => { logger.error({ err }, 'unhandled promise rejection') })
