@@ -6,5 +6,6 @@ export const apiPaths = {
   peer: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}`,
   heartbeat: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}/heartbeat`,
   tasks: `${API_PREFIX}/tasks`,
-  pieces: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/pieces`
+  pieces: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/pieces`,
+  pieceResults: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/piece-results`
 } as const

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { tryParseDigest } from '../digest.js'
+import { MAX_PIECE_SIZE } from '../piece-layout.js'
 
 /**
  * The supernode peer API (`/api/v1`), as zod schemas shared by the server (validation) and the
@@ -19,7 +20,12 @@ export const API_LIMITS = {
   maxUrlLength: 4096,
   maxHeaderValueLength: 16 * 1024,
   maxReportedPieces: 100_000,
-  maxWaitMs: 30_000
+  maxWaitMs: 30_000,
+  /** Results per `piece-results` call: room for a whole 500-piece blob plus one failed try per piece. */
+  maxPieceResults: 1_000,
+  maxErrorCodeLength: 64,
+  /** A transfer slower than an hour is reported as a failure, not a duration. */
+  maxTransferMs: 3_600_000
 } as const
 
 export const digestString = z.string().max(200).refine(v => tryParseDigest(v) !== undefined, { message: 'not a supported digest (sha256:<64 hex> or sha512:<128 hex>)' })
@@ -96,11 +102,21 @@ export const pieceSource = z.object({
 })
 export type PieceSource = z.infer<typeof pieceSource>
 
+/**
+ * One piece in a `pieces` reply. The reply lists every piece whose digest is published: the pieces
+ * the caller lacks (all of them when it passed no `peerId`) come first, rarest (fewest holders) first
+ * with ties by index, then the pieces it already holds. A streaming caller should, inside its
+ * read-ahead window, start fetches in this order. The first source of each of the caller's next few lacking pieces is
+ * charged with that upload until the caller reports a result (`piece-results`) or holds the piece.
+ */
 export const pieceAvailability = z.object({
   index: z.number().int().nonnegative(),
   /** SHA-256 of the piece as the seed computed it from upstream bytes: the only digest peers trust. */
   digest: digestString,
-  /** Ranked candidates, best first. */
+  /**
+   * Ranked candidates, best first; never the caller itself. The seed comes first only when no peer
+   * that could serve the piece has a free upload slot; otherwise it is last, the fallback of last resort.
+   */
   sources: z.array(pieceSource)
 })
 export type PieceAvailability = z.infer<typeof pieceAvailability>
@@ -119,6 +135,31 @@ export const reportPiecesRequest = z.object({
   pieces: z.array(z.number().int().nonnegative()).min(1).max(API_LIMITS.maxReportedPieces)
 }).strict()
 export type ReportPiecesRequest = z.infer<typeof reportPiecesRequest>
+
+// POST /api/v1/tasks/:digest/piece-results — a peer reports how its piece transfers went → 204.
+// Successes release the source's upload slot and feed its upload rate; a DF_ERR_PIECE_DIGEST_MISMATCH
+// quarantines the source for the task (repeated across tasks: for every task, for a while); other
+// failures release the slot and count against the source's ranking. 404 DF_ERR_PEER_UNKNOWN when the
+// reporter is not announced, DF_ERR_TASK_UNKNOWN for an unknown task.
+export const pieceResult = z.object({
+  index: z.number().int().nonnegative(),
+  /** The peer the piece came from (or was tried from): a peer id, or the supernode's own id for the seed. */
+  sourcePeerId: peerIdString,
+  ok: z.boolean(),
+  /** For failures: the error code, e.g. `DF_ERR_PIECE_DIGEST_MISMATCH`, `DF_ERR_PEER_UNREACHABLE`. */
+  code: z.string().min(1).max(API_LIMITS.maxErrorCodeLength).optional(),
+  /** For successes: verified bytes received (the piece's length). */
+  bytes: z.number().int().nonnegative().max(MAX_PIECE_SIZE).optional(),
+  /** Wall time of the transfer, from request to verified last byte. */
+  durationMs: z.number().int().nonnegative().max(API_LIMITS.maxTransferMs).optional()
+}).strict()
+export type PieceResult = z.infer<typeof pieceResult>
+
+export const pieceResultsRequest = z.object({
+  peerId: peerIdString,
+  results: z.array(pieceResult).min(1).max(API_LIMITS.maxPieceResults)
+}).strict()
+export type PieceResultsRequest = z.infer<typeof pieceResultsRequest>
 
 /** The error body of every `/api/v1` failure. */
 export const apiErrorBody = z.object({

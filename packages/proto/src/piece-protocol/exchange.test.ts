@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
 import { sha256Of } from '../digest.js'
+import { encodeFrame } from './frame.js'
 import { fetchPiece, servePiece, type PieceOpener } from './exchange.js'
 import { memoryStreamPair } from '../testing/memory-stream.js'
 
@@ -49,6 +50,62 @@ describe('piece exchange', () => {
     const { fetched, served } = await exchange(piece, 5)
     expect(fetched.status === 'rejected' && fetched.reason.code).toBe('DF_ERR_PIECE_UNAVAILABLE')
     expect(served?.request?.index).toBe(5)
+  })
+
+  test('keeps piece bytes delivered in the same read as the response header', async () => {
+    // libp2p hands the reader everything in its read buffer as one Uint8ArrayList; when the header and
+    // piece bytes share a read, the bytes after the header's chunk are piece data (they were dropped,
+    // giving "stream ended after 3162124 of 4194304 bytes").
+    const [client, server] = memoryStreamPair({ batch: true, highWater: 4 * 1024 * 1024 })
+    const signal = AbortSignal.timeout(10_000)
+    const served = servePiece(server, opener(piece), { signal })
+    const fetched = await fetchPiece(client, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal })
+    expect(Buffer.from(fetched).equals(piece)).toBe(true)
+    expect((await served).error).toBeUndefined()
+  })
+
+  test('keeps backpressure after the first drain (bounded write buffering)', async () => {
+    const [client, server] = memoryStreamPair({ batch: true, highWater: 256 * 1024 })
+    // An onDrain() that never waits, like libp2p 3.3's after a stream's first drain.
+    server.onDrain = async () => {}
+    let sentWhileFull = 0
+    const send = server.send.bind(server)
+    server.send = (data) => { if (server.writableNeedsDrain === true) sentWhileFull++; return send(data) }
+    const signal = AbortSignal.timeout(10_000)
+    const served = servePiece(server, opener(piece), { signal })
+    const fetched = await fetchPiece(client, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal })
+    expect(Buffer.from(fetched).equals(piece)).toBe(true)
+    expect((await served).error).toBeUndefined()
+    expect(sentWhileFull).toBe(0)
+  })
+
+  test('a connection closing under the stream is an error, not a short piece', async () => {
+    const [client, server] = memoryStreamPair()
+    const signal = AbortSignal.timeout(10_000)
+    const half = piece.subarray(0, 1024 * 1024)
+    const served = servePiece(server, async () => ({
+      size: piece.byteLength,
+      body: (async function * () {
+        yield half
+        server.dropConnection()
+        await new Promise(resolve => setTimeout(resolve, 50))
+      })()
+    }), { signal })
+    const fetched = fetchPiece(client, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal })
+    await expect(fetched).rejects.toMatchObject({ code: 'DF_ERR_PROTOCOL', message: expect.stringMatching(/without the peer ending the piece/) })
+    await served
+  })
+
+  test('a peer that half-closes early is a size mismatch', async () => {
+    const [client, server] = memoryStreamPair({ batch: true })
+    const signal = AbortSignal.timeout(10_000)
+    void (async () => {
+      for await (const _ of server) break // the request
+      server.send(encodeFrame({ ok: true, size: piece.byteLength }))
+      server.send(piece.subarray(0, 1000))
+      await server.close()
+    })()
+    await expect(fetchPiece(client, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal })).rejects.toMatchObject({ code: 'DF_ERR_SIZE_MISMATCH' })
   })
 
   test('a malformed request gets a protocol error, not a crash', async () => {

@@ -14,7 +14,17 @@ export interface ByteStream extends AsyncIterable<Uint8Array | Iterable<Uint8Arr
   onDrain: (options?: { signal?: AbortSignal }) => Promise<void>
   close: (options?: { signal?: AbortSignal }) => Promise<void>
   abort: (err: Error) => void
+  /**
+   * libp2p v3 streams have these; when present they are used to wait for drains reliably and to tell a
+   * peer's end-of-piece (`remoteCloseWrite`, a FIN) from a connection that went away under the stream
+   * (`close` without a FIN, which libp2p's async iterator reports as a clean end).
+   */
+  readonly writableNeedsDrain?: boolean
+  addEventListener?: (type: StreamEventName, listener: (evt: Event) => void, options?: { once?: boolean }) => void
+  removeEventListener?: (type: StreamEventName, listener: (evt: Event) => void) => void
 }
+
+export type StreamEventName = 'drain' | 'close' | 'remoteCloseWrite'
 
 /** A readable piece, as handed to the server side by the local store. */
 export interface OpenedPiece {
@@ -39,21 +49,68 @@ function abortOn (stream: ByteStream, signal: AbortSignal): () => void {
   return () => { signal.removeEventListener('abort', onAbort) }
 }
 
+/** Streams whose last `send()` returned false: the next send waits for a drain first. */
+const mustDrain = new WeakSet<ByteStream>()
+
+/**
+ * Writes `data` in slices, honouring backpressure before each slice rather than after the last one,
+ * so a caller learns the bytes were handed over as soon as they were (`close()` flushes the rest).
+ */
 async function sendAll (stream: ByteStream, data: Uint8Array, signal: AbortSignal): Promise<void> {
   for (let offset = 0; offset < data.byteLength; offset += SEND_SLICE) {
-    if (!stream.send(data.subarray(offset, offset + SEND_SLICE))) await stream.onDrain({ signal })
+    if (mustDrain.has(stream) || stream.writableNeedsDrain === true) await drained(stream, signal)
+    if (stream.send(data.subarray(offset, offset + SEND_SLICE))) mustDrain.delete(stream)
+    else mustDrain.add(stream)
   }
 }
 
-/** Reads one frame; returns it with the bytes that followed it on the same iterator. */
-async function readFrame (iterator: AsyncIterator<Uint8Array | Iterable<Uint8Array>>): Promise<{ value: unknown, rest: Uint8Array }> {
+/**
+ * Waits until `send()` may be called again. libp2p 3.3's `onDrain()` is one-shot per stream: it keeps
+ * the first drain's resolved promise, so every later call returns at once while the stream still
+ * needs a drain, and a writer relying on it buffers the whole piece in the stream's write buffer.
+ * With the event API available, wait for real `drain` events while `writableNeedsDrain` holds.
+ */
+async function drained (stream: ByteStream, signal: AbortSignal): Promise<void> {
+  const { addEventListener: on, removeEventListener: off } = stream
+  if (on === undefined || off === undefined || stream.writableNeedsDrain === undefined) {
+    await stream.onDrain({ signal })
+    return
+  }
+  while (stream.writableNeedsDrain) {
+    signal.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: unknown): void => {
+        off.call(stream, 'drain', onDrain)
+        off.call(stream, 'close', onClose)
+        signal.removeEventListener('abort', onAbort)
+        if (err === undefined) resolve()
+        else reject(err)
+      }
+      const onDrain = (): void => { done() }
+      const onClose = (evt: Event): void => { done((evt as Event & { error?: Error }).error ?? dfError('DF_ERR_PROTOCOL', 'stream closed while waiting to send')) }
+      const onAbort = (): void => { done(signal.reason) }
+      on.call(stream, 'drain', onDrain)
+      on.call(stream, 'close', onClose)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+}
+
+/**
+ * Reads one frame; returns it with every byte that followed it on the same iterator. One iterator item
+ * may hold several chunks (libp2p delivers a `Uint8ArrayList` of whatever its read buffer held, e.g. a
+ * yamux frame carrying the response header and a megabyte of piece data): the chunks after the one
+ * that completed the frame are piece bytes and must be kept.
+ */
+async function readFrame (iterator: AsyncIterator<Uint8Array | Iterable<Uint8Array>>): Promise<{ value: unknown, rest: Uint8Array[] }> {
   const decoder = new FrameDecoder()
   for (;;) {
     const next = await iterator.next()
     if (next.done === true) throw dfError('DF_ERR_PROTOCOL', 'stream ended before a complete frame')
-    for (const chunk of toChunks(next.value)) {
-      const frame = decoder.push(chunk)
-      if (frame !== undefined) return frame
+    const chunks = next.value instanceof Uint8Array ? [next.value] : [...next.value]
+    for (let i = 0; i < chunks.length; i++) {
+      const frame = decoder.push(chunks[i] as Uint8Array)
+      if (frame !== undefined) return { value: frame.value, rest: [frame.rest, ...chunks.slice(i + 1)] }
     }
   }
 }
@@ -110,6 +167,14 @@ export async function servePiece (stream: ByteStream, open: PieceOpener, options
 export async function fetchPiece (stream: ByteStream, request: PieceRequest, expected: { size: number, digest: string }, options: { signal: AbortSignal, onBytes?: (n: number) => void }): Promise<Uint8Array> {
   const { signal } = options
   const release = abortOn(stream, signal)
+  // A FIN from the peer ends the piece; libp2p also ends the iterator cleanly when the connection
+  // closes under the stream (GoAway, TCP end), which must not pass for the peer's end of data.
+  let finished = false
+  const onFin = (): void => { finished = true }
+  let closeError: Error | undefined
+  const onClose = (evt: Event): void => { closeError = (evt as Event & { error?: Error }).error }
+  stream.addEventListener?.('remoteCloseWrite', onFin)
+  stream.addEventListener?.('close', onClose)
   try {
     await sendAll(stream, encodeFrame(request), signal)
     const iterator = stream[Symbol.asyncIterator]()
@@ -136,7 +201,7 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
       digester.update(chunk)
       options.onBytes?.(chunk.byteLength)
     }
-    if (frame.rest.byteLength > 0) take(frame.rest)
+    for (const chunk of frame.rest) if (chunk.byteLength > 0) take(chunk)
     for (;;) {
       if (received === expected.size) break
       const next = await iterator.next()
@@ -144,7 +209,10 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
       for (const chunk of toChunks(next.value)) take(chunk)
     }
     if (received !== expected.size) {
-      throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: stream ended after ${received} of ${expected.size} bytes`)
+      if (stream.addEventListener !== undefined && !finished) {
+        throw dfError('DF_ERR_PROTOCOL', `piece ${request.index} of ${request.taskId}: stream closed without the peer ending the piece (connection closed or reset) after ${received} of ${expected.size} bytes${closeError === undefined ? '' : `: ${closeError.message}`}`, { cause: closeError })
+      }
+      throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: peer ended the stream after ${received} of ${expected.size} bytes`)
     }
     const actual = digester.digest()
     if (actual !== expected.digest) {
@@ -158,6 +226,8 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
     if (signal.aborted) throw err
     throw dfError('DF_ERR_PROTOCOL', `piece ${request.index} of ${request.taskId}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   } finally {
+    stream.removeEventListener?.('remoteCloseWrite', onFin)
+    stream.removeEventListener?.('close', onClose)
     release()
   }
 }

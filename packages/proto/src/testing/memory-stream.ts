@@ -1,19 +1,39 @@
 import type { ByteStream } from '../piece-protocol/exchange.js'
 
+export interface MemoryStreamOptions {
+  /** Bytes queued unread before `send()` reports false (default 512 KiB). */
+  highWater?: number
+  /**
+   * Deliver reads as batches the way libp2p v3 does: each iterator item is an array of every chunk
+   * queued by the time the reader runs (after a macrotask), like the `Uint8ArrayList` libp2p emits
+   * from its read buffer, instead of one chunk per item.
+   */
+  batch?: boolean
+}
+
+/** A side of the pair: a ByteStream plus a hook that simulates the connection vanishing under it. */
+export interface MemoryStream extends ByteStream {
+  /** Ends the peer's reads without a FIN, as libp2p does when the connection closes (GoAway, TCP end). */
+  dropConnection: () => void
+}
+
 /**
  * An in-memory duplex pair with libp2p v3 stream semantics, for unit tests of the piece protocol:
- * `send()` reports false once `highWater` bytes are queued unread; `close()` ends the peer's reads;
- * `abort()` fails both sides.
+ * `send()` reports false once `highWater` bytes are queued unread (then `drain` fires when the reader
+ * catches up); `close()` ends the peer's reads and fires its `remoteCloseWrite`; `abort()` fails both
+ * sides and fires `close` with the error.
  */
-export function memoryStreamPair (highWater = 512 * 1024): [ByteStream, ByteStream] {
-  const a = new Side(highWater)
-  const b = new Side(highWater)
+export function memoryStreamPair (options: number | MemoryStreamOptions = {}): [MemoryStream, MemoryStream] {
+  const opts = typeof options === 'number' ? { highWater: options } : options
+  const highWater = opts.highWater ?? 512 * 1024
+  const a = new Side(highWater, opts.batch === true)
+  const b = new Side(highWater, opts.batch === true)
   a.peer = b
   b.peer = a
   return [a, b]
 }
 
-class Side implements ByteStream {
+class Side extends EventTarget implements MemoryStream {
   peer!: Side
   readonly #queue: Uint8Array[] = []
   #queued = 0
@@ -22,7 +42,13 @@ class Side implements ByteStream {
   #wake: (() => void) | undefined
   #drainWaiters: Array<() => void> = []
 
-  constructor (private readonly highWater: number) {}
+  constructor (private readonly highWater: number, private readonly batch: boolean) {
+    super()
+  }
+
+  get writableNeedsDrain (): boolean {
+    return this.peer.#queued >= this.highWater
+  }
 
   send (data: Uint8Array): boolean {
     if (this.#error !== undefined) throw this.#error
@@ -37,11 +63,17 @@ class Side implements ByteStream {
 
   async close (): Promise<void> {
     this.peer.#end()
+    this.peer.dispatchEvent(new Event('remoteCloseWrite'))
   }
 
   abort (err: Error): void {
     this.#fail(err)
     this.peer.#fail(err)
+  }
+
+  dropConnection (): void {
+    this.peer.#end()
+    this.peer.dispatchEvent(new Event('close'))
   }
 
   #push (data: Uint8Array): void {
@@ -56,19 +88,30 @@ class Side implements ByteStream {
   }
 
   #fail (err: Error): void {
-    if (this.#error === undefined) this.#error = err
+    if (this.#error !== undefined) return
+    this.#error = err
     this.#wake?.()
-    for (const w of this.#drainWaiters.splice(0)) w()
+    this.#drained()
+    this.dispatchEvent(Object.assign(new Event('close'), { error: err }))
   }
 
-  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+  #drained (): void {
+    for (const w of this.#drainWaiters.splice(0)) w()
+    // The writer is the peer: its `drain` listeners wait on this side's queue.
+    this.peer.dispatchEvent(new Event('drain'))
+  }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array | Uint8Array[]> {
     for (;;) {
       if (this.#error !== undefined) throw this.#error
-      const next = this.#queue.shift()
-      if (next !== undefined) {
-        this.#queued -= next.byteLength
-        if (this.#queued < this.highWater) for (const w of this.#drainWaiters.splice(0)) w()
-        yield next
+      if (this.#queue.length > 0) {
+        if (this.batch) await new Promise(resolve => setTimeout(resolve, 0))
+        if (this.#error !== undefined) throw this.#error
+        const items = this.batch ? this.#queue.splice(0) : [this.#queue.shift() as Uint8Array]
+        const wasFull = this.#queued >= this.highWater
+        for (const item of items) this.#queued -= item.byteLength
+        if (wasFull && this.#queued < this.highWater) this.#drained()
+        yield this.batch ? items : items[0] as Uint8Array
         continue
       }
       if (this.#ended) return
