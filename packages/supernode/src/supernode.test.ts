@@ -97,10 +97,13 @@ describe('supernode end to end', () => {
     expect((await api('POST', apiPaths.pieces(big.digest), { peerId: PEER_A, pieces: [0, 1] })).status).toBe(204)
     const after = (await poll).json
     expect(after.version).toBeGreaterThan(before.json.version)
-    expect(after.pieces[0]!.sources.map(s => s.peerId)).toEqual([PEER_A, sn.peerId])
-    expect(after.pieces[2]!.sources.map(s => s.peerId)).toEqual([sn.peerId])
+    // Pieces come rarest first for the caller: piece 2 (no peer holds it) before 0 and 1.
+    expect(after.pieces.map(p => p.index)).toEqual([2, 0, 1])
+    const piece = (r: PiecesResponse, index: number) => r.pieces.find(p => p.index === index)!
+    expect(piece(after, 0).sources.map(s => s.peerId)).toEqual([PEER_A, sn.peerId])
+    expect(piece(after, 2).sources.map(s => s.peerId)).toEqual([sn.peerId])
     const self = await api<PiecesResponse>('GET', `${apiPaths.pieces(big.digest)}?peerId=${PEER_A}`)
-    expect(self.json.pieces[0]!.sources.map(s => s.peerId)).toEqual([sn.peerId])
+    expect(piece(self.json, 0).sources.map(s => s.peerId)).toEqual([sn.peerId])
     const outOfRange = await api<{ error: { code: string } }>('POST', apiPaths.pieces(big.digest), { peerId: PEER_A, pieces: [3] })
     expect(outOfRange.status).toBe(400)
     const stranger = await api<{ error: { code: string } }>('POST', apiPaths.pieces(big.digest), { peerId: '12D3KooWStranger', pieces: [0] })

@@ -10,8 +10,7 @@ import { buildApp } from './http/app.js'
 import { createMetrics, type SupernodeMetrics } from './metrics.js'
 import { bareAddrs, createP2PNode } from './p2p/node.js'
 import { loadOrCreatePeerKey } from './p2p/peer-key.js'
-import { PeerRegistry } from './peers/peer-registry.js'
-import { HandoutLedger } from './scheduler/piece-sources.js'
+import { Swarm } from './scheduler/swarm.js'
 import { BackToSource } from './seed/back-to-source.js'
 import { BlobFiles } from './seed/blob-files.js'
 import { createUpstreamFetcher, type UpstreamFetcher } from './seed/upstream-fetch.js'
@@ -49,15 +48,11 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
   const logger = components.logger
   const now = components.now ?? Date.now
   const store = components.store ?? new LevelTaskStore(join(config.dataDir, 'meta'))
-  const board = new TaskBoard(store, now)
+  // The scheduler state; the board feeds it durable task changes, it wakes the board's long-pollers.
+  const swarm: Swarm = new Swarm({}, { now, seed: () => self(), onTaskChanged: taskId => { board.touch(taskId) } })
+  const board = new TaskBoard(store, now, swarm)
   const files = new BlobFiles(config.dataDir)
-  const ledger = new HandoutLedger()
-  const peers = new PeerRegistry({
-    now,
-    onHoldingsChanged: taskId => { board.touch(taskId) },
-    onPeerRemoved: peerId => { ledger.forget(peerId) }
-  })
-  const metrics = createMetrics({ peerCount: () => peers.size, taskCounts: () => board.countByState() })
+  const metrics = createMetrics({ peerCount: () => swarm.peerCount(), taskCounts: () => swarm.tasksByState() })
   const seeder = new BackToSource({
     board,
     files,
@@ -66,7 +61,8 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     now,
     ...(components.maxConcurrentFetches === undefined ? {} : { maxConcurrent: components.maxConcurrentFetches }),
     onUpstreamBytes: n => { metrics.upstreamBytes.inc(n) },
-    onTaskFailed: taskId => { peers.dropTask(taskId) }
+    // Also sent by the board once the failure is stored; this one drops holders even if that write fails.
+    onTaskFailed: taskId => { swarm.taskFailed({ taskId }) }
   })
   const shutdown = new AbortController()
 
@@ -92,9 +88,8 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     token: config.token,
     metrics: metrics.registry,
     isReady: () => storeOpen && node?.status === 'started' && stopping === undefined,
-    peers,
+    swarm,
     board,
-    ledger,
     register: async input => await seeder.register(input),
     self,
     now,
@@ -134,7 +129,7 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     httpUrl = `http://${host}:${addr.port}`
 
     sweeper = setInterval(() => {
-      const expired = peers.sweep()
+      const expired = swarm.expireSilentPeers()
       if (expired.length > 0) logger.info({ peers: expired }, 'expired silent peers')
     }, SWEEP_INTERVAL_MS)
     sweeper.unref()

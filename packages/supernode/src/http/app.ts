@@ -9,6 +9,8 @@ import { taskRoutes, type TaskRoutesDeps } from './task-routes.js'
 
 export interface AppDeps extends PeerRoutesDeps, TaskRoutesDeps {
   logger: Logger
+  /** The clock, for request timings. */
+  now: () => number
   /** Cluster secret required on /api/v1; undefined = open. */
   token?: string | undefined
   metrics: Registry

@@ -1,26 +1,27 @@
 import { Router } from 'express'
 import { announceRequest, dfError, peerIdString, type AnnounceResponse, type PeerAddress } from '@damselfly/proto'
-import { HEARTBEAT_INTERVAL_MS, type PeerRegistry } from '../peers/peer-registry.js'
+import { HEARTBEAT_INTERVAL_MS } from '../scheduler/constants.js'
+import type { Swarm } from '../scheduler/swarm.js'
 import { validate } from './validate.js'
 
 export interface PeerRoutesDeps {
-  peers: PeerRegistry
+  swarm: Swarm
   /** The supernode's own libp2p identity and addresses (it seeds like a peer). */
   self: () => PeerAddress
 }
 
-/** `/peers`: announce, heartbeat, leave. */
+/** `/peers`: announce, heartbeat, leave — each one swarm event. */
 export function peerRoutes (deps: PeerRoutesDeps): Router {
   const router = Router()
 
   router.post('/peers', (req, res) => {
     const body = validate(announceRequest, req.body, 'body')
-    deps.peers.announce({ peerId: body.peerId, addrs: body.addrs, hostname: body.hostname, ...(body.version === undefined ? {} : { version: body.version }) })
+    deps.swarm.peerAnnounced({ peerId: body.peerId, addrs: body.addrs, hostname: body.hostname, version: body.version })
     res.locals.peerId = body.peerId
     const reply: AnnounceResponse = {
       peerId: body.peerId,
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
-      ttlMs: deps.peers.ttlMs,
+      ttlMs: deps.swarm.peerTtlMs,
       supernode: deps.self()
     }
     res.json(reply)
@@ -28,13 +29,13 @@ export function peerRoutes (deps: PeerRoutesDeps): Router {
 
   router.post('/peers/:peerId/heartbeat', (req, res) => {
     const peerId = validate(peerIdString, req.params.peerId, 'params')
-    if (!deps.peers.heartbeat(peerId)) throw dfError('DF_ERR_PEER_UNKNOWN', `peer ${peerId} is not announced (or expired); announce again`)
+    if (!deps.swarm.peerHeartbeat(peerId)) throw dfError('DF_ERR_PEER_UNKNOWN', `peer ${peerId} is not announced (or expired); announce again`)
     res.status(204).end()
   })
 
   router.delete('/peers/:peerId', (req, res) => {
     const peerId = validate(peerIdString, req.params.peerId, 'params')
-    deps.peers.remove(peerId)
+    deps.swarm.peerLeft(peerId)
     res.status(204).end()
   })
 

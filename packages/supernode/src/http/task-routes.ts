@@ -1,27 +1,25 @@
 import { Router } from 'express'
+import type { Logger } from 'pino'
 import {
-  dfError, digestString, piecesQuery, registerTaskRequest, reportPiecesRequest, taskIdFor, parseDigest,
-  type PeerAddress, type PiecesResponse, type TaskInfo
+  dfError, digestString, piecesQuery, pieceResultsRequest, registerTaskRequest, reportPiecesRequest, taskIdFor, parseDigest,
+  type PieceAvailability, type PiecesResponse, type TaskInfo
 } from '@damselfly/proto'
-import type { PeerRegistry } from '../peers/peer-registry.js'
-import { pieceAvailability } from '../scheduler/availability.js'
-import type { HandoutLedger } from '../scheduler/piece-sources.js'
+import type { Swarm } from '../scheduler/swarm.js'
 import { taskInfoOf, type RegisterInput } from '../seed/back-to-source.js'
 import type { TaskBoard } from '../tasks/task-board.js'
+import type { TaskRecord } from '../tasks/task-store.js'
 import { validate } from './validate.js'
 
 export interface TaskRoutesDeps {
+  logger: Logger
   board: TaskBoard
-  peers: PeerRegistry
-  ledger: HandoutLedger
+  swarm: Swarm
   register: (input: RegisterInput) => Promise<TaskInfo>
-  self: () => PeerAddress
-  now: () => number
   /** Aborts at shutdown, ending long-polls early. */
   shutdown: AbortSignal
 }
 
-/** `/tasks`: register, long-poll piece availability, report held pieces. */
+/** `/tasks`: register, long-poll piece availability, report held pieces and transfer results. */
 export function taskRoutes (deps: TaskRoutesDeps): Router {
   const router = Router()
 
@@ -37,6 +35,7 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
     const taskId = taskIdFor(parseDigest(validate(digestString, req.params.digest, 'params')))
     const query = validate(piecesQuery, req.query, 'query')
     res.locals.taskId = taskId
+    res.locals.peerId = query.peerId
     if (deps.board.record(taskId) === undefined) throw dfError('DF_ERR_TASK_UNKNOWN', `no task for ${taskId}`)
     if (query.since !== undefined && query.waitMs !== undefined) {
       // A client that goes away must not keep its poll (and timer) alive.
@@ -52,11 +51,13 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
     }
     const task = await deps.board.get(taskId)
     if (task === undefined) throw dfError('DF_ERR_TASK_UNKNOWN', `no task for ${taskId}`)
-    const reply: PiecesResponse = {
-      task: taskInfoOf(task.record),
-      version: task.version,
-      pieces: pieceAvailability({ task, peers: deps.peers, ledger: deps.ledger, seed: deps.self(), requester: query.peerId, now: deps.now() })
+    // From here to res.json nothing awaits: the plan (and the assignments it records) matches the digests sent.
+    const pieces: PieceAvailability[] = []
+    for (const plan of deps.swarm.piecesRequested({ taskId, requester: query.peerId })) {
+      const digest = task.pieces.get(plan.index)
+      if (digest !== undefined) pieces.push({ index: plan.index, digest, sources: plan.sources })
     }
+    const reply: PiecesResponse = { task: taskInfoOf(task.record), version: task.version, pieces }
     res.json(reply)
   })
 
@@ -64,16 +65,40 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
     const taskId = taskIdFor(parseDigest(validate(digestString, req.params.digest, 'params')))
     const body = validate(reportPiecesRequest, req.body, 'body')
     res.locals.taskId = taskId
-    const record = deps.board.record(taskId)
-    if (record === undefined) throw dfError('DF_ERR_TASK_UNKNOWN', `no task for ${taskId}`)
-    if (deps.peers.get(body.peerId) === undefined) throw dfError('DF_ERR_PEER_UNKNOWN', `peer ${body.peerId} is not announced (or expired); announce again`)
-    const bad = body.pieces.filter(i => i >= record.pieceCount)
-    if (bad.length > 0) {
-      throw dfError('DF_ERR_BAD_REQUEST', `piece index out of range 0..${record.pieceCount - 1}: ${bad.slice(0, 10).join(', ')}`, { details: { pieceCount: record.pieceCount } })
+    res.locals.peerId = body.peerId
+    const record = knownTaskAndPeer(deps, taskId, body.peerId)
+    checkIndices(record, body.pieces)
+    if (record.state !== 'failed') deps.swarm.piecesHeld({ taskId, peerId: body.peerId, indices: body.pieces })
+    res.status(204).end()
+  })
+
+  router.post('/tasks/:digest/piece-results', (req, res) => {
+    const taskId = taskIdFor(parseDigest(validate(digestString, req.params.digest, 'params')))
+    const body = validate(pieceResultsRequest, req.body, 'body')
+    res.locals.taskId = taskId
+    res.locals.peerId = body.peerId
+    const record = knownTaskAndPeer(deps, taskId, body.peerId)
+    checkIndices(record, body.results.map(r => r.index))
+    const quarantined = deps.swarm.pieceResultsReported({ taskId, requester: body.peerId, results: body.results })
+    for (const q of quarantined) {
+      deps.logger.warn({ taskId, peerId: q.peerId, reporter: body.peerId, scope: q.scope }, 'peer served a piece that failed verification; quarantined')
     }
-    if (record.state !== 'failed') deps.peers.addHoldings(body.peerId, taskId, body.pieces)
     res.status(204).end()
   })
 
   return router
+}
+
+function knownTaskAndPeer (deps: TaskRoutesDeps, taskId: string, peerId: string): TaskRecord {
+  const record = deps.board.record(taskId)
+  if (record === undefined) throw dfError('DF_ERR_TASK_UNKNOWN', `no task for ${taskId}`)
+  if (deps.swarm.peer(peerId) === undefined) throw dfError('DF_ERR_PEER_UNKNOWN', `peer ${peerId} is not announced (or expired); announce again`)
+  return record
+}
+
+function checkIndices (record: TaskRecord, indices: readonly number[]): void {
+  const bad = indices.filter(i => i >= record.pieceCount)
+  if (bad.length > 0) {
+    throw dfError('DF_ERR_BAD_REQUEST', `piece index out of range 0..${record.pieceCount - 1}: ${bad.slice(0, 10).join(', ')}`, { details: { pieceCount: record.pieceCount } })
+  }
 }

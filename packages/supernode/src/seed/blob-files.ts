@@ -3,6 +3,9 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { join } from 'node:path'
 import type { Digest } from '@damselfly/proto'
 
+/** Read size when serving a piece: 1 MiB reads (4 per 4 MiB piece) instead of 256 KiB ones. */
+const READ_CHUNK = 1024 * 1024
+
 /**
  * The seed's blobs on disk: `<dataDir>/blobs/<algorithm>/<hex>` once verified, `<hex>.partial`
  * while the back-to-source fetch writes it. One file per blob; pieces are byte ranges of it, so a
@@ -70,7 +73,7 @@ export class BlobFiles {
         await handle.close()
         return (async function * () {})()
       }
-      return createReadStream('', { fd: handle, start, end: end - 1, highWaterMark: 256 * 1024, autoClose: true })
+      return createReadStream('', { fd: handle, start, end: end - 1, highWaterMark: READ_CHUNK, autoClose: true })
     }
     throw new Error(`blob ${digest.value} is not on disk`)
   }

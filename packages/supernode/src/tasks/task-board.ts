@@ -1,5 +1,9 @@
 import type { TaskState } from '@damselfly/proto'
+import type { Swarm } from '../scheduler/swarm.js'
 import type { TaskRecord, TaskStore } from './task-store.js'
+
+/** Where the board reports task changes once they are durable: the swarm scheduler's task events. */
+export type TaskEvents = Pick<Swarm, 'taskLoaded' | 'taskStarted' | 'pieceDigestPublished' | 'taskSucceeded' | 'taskFailed' | 'taskForgotten'>
 
 /** A task as the API sees it: its record, the piece digests published so far and a change counter. */
 export interface LiveTask {
@@ -20,6 +24,9 @@ interface Entry {
  * (loaded at start, small); piece digests load lazily on first use. Writes go to the store first,
  * then to memory, then wake long-pollers, so a reply never shows a digest that a crash would lose.
  *
+ * Every durable change is then passed to `events` (the swarm scheduler) in the same synchronous step
+ * as the memory update, so the scheduler never offers a piece the board does not list.
+ *
  * Versions start at the clock's epoch milliseconds instead of 0: a dfclient polling with a `since`
  * from before a supernode restart then sees the new counter as larger and gets an answer at once
  * instead of waiting out its poll.
@@ -29,10 +36,12 @@ export class TaskBoard {
   readonly #now: () => number
   readonly #entries = new Map<string, Entry>()
   readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #events: TaskEvents | undefined
 
-  constructor (store: TaskStore, now: () => number = Date.now) {
+  constructor (store: TaskStore, now: () => number = Date.now, events?: TaskEvents) {
     this.#store = store
     this.#now = now
+    this.#events = events
   }
 
   /**
@@ -47,6 +56,7 @@ export class TaskBoard {
         await this.#store.deleteTask(record.taskId)
       } else {
         this.#entries.set(record.taskId, { record, pieces: undefined, version: this.#now() })
+        this.#events?.taskLoaded({ taskId: record.taskId, pieceCount: record.pieceCount, state: record.state })
       }
     }
     return abandoned
@@ -77,6 +87,7 @@ export class TaskBoard {
     await this.#store.putTask(full)
     const old = this.#entries.get(record.taskId)
     this.#entries.set(record.taskId, { record: full, pieces: new Map(), version: this.#nextVersion(old) })
+    this.#events?.taskStarted({ taskId: record.taskId, pieceCount: record.pieceCount })
     this.#wake(record.taskId)
   }
 
@@ -87,6 +98,7 @@ export class TaskBoard {
     entry.pieces ??= new Map()
     entry.pieces.set(index, digest)
     entry.version = this.#nextVersion(entry)
+    this.#events?.pieceDigestPublished({ taskId, index })
     this.#wake(taskId)
   }
 
@@ -100,6 +112,8 @@ export class TaskBoard {
     entry.record = record
     if (state === 'failed') entry.pieces = new Map()
     entry.version = this.#nextVersion(entry)
+    if (state === 'failed') this.#events?.taskFailed({ taskId })
+    else this.#events?.taskSucceeded({ taskId })
     this.#wake(taskId)
   }
 
@@ -107,10 +121,11 @@ export class TaskBoard {
   async forget (taskId: string): Promise<void> {
     await this.#store.deleteTask(taskId)
     this.#entries.delete(taskId)
+    this.#events?.taskForgotten({ taskId })
     this.#wake(taskId)
   }
 
-  /** Records a change that lives outside the board (a peer reported or dropped pieces). */
+  /** Records a change that lives outside the board (the swarm's holders or quarantines changed). */
   touch (taskId: string): void {
     const entry = this.#entries.get(taskId)
     if (entry === undefined) return

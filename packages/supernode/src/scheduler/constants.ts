@@ -1,0 +1,89 @@
+/**
+ * The swarm scheduler's numbers, each with the reason for its value. All of them can be overridden
+ * through `SwarmInit` (tests do); these are the production defaults.
+ */
+
+/** How often a dfclient heartbeats (sent to it in the announce reply). */
+export const HEARTBEAT_INTERVAL_MS = 10_000
+
+/** 3.5 heartbeats: one lost or late heartbeat never drops a live peer. */
+export const PEER_TTL_MS = 35_000
+
+/**
+ * Concurrent uploads a peer is trusted with before it counts as saturated and is ranked after every
+ * unsaturated holder. Why 4: a peer's uplink is shared by its uploads, so at 1 Gbit/s each of 4
+ * streams still moves ~30 MB/s and a 4 MiB piece leaves in ~135 ms, short enough that a downloader
+ * streaming in order never waits long on one piece; fewer than ~4 streams leave the uplink idle in
+ * the gaps between one piece's end and the next request's start. It also equals the dfclient's
+ * default fetch concurrency (one downloader can keep one holder busy) and sits inside the range the
+ * anchors chose (Dragonfly 1 up-limit 5, Kraken pipeline 3–5).
+ */
+export const MAX_UPLOADS_PER_PEER = 4
+
+/**
+ * The seed's (the supernode's own) upload cap, higher than a peer's: it is a server serving from a
+ * local file, usually on a faster NIC, and it is the source of last resort. Why 32 (8× a peer):
+ * past 32 streams each one gets under 1/32 of the seed's uplink, which on a 10 Gbit/s NIC is about
+ * what one of 4 streams on a 1 Gbit/s peer gets, so beyond that a saturated peer is no slower than
+ * the seed and keeps the seed's uplink (the thing P2P exists to spare) from becoming the bottleneck.
+ */
+export const MAX_UPLOADS_SEED = 32
+
+/**
+ * How long a handed-out assignment counts as in flight without a result. Why 30 s: a healthy
+ * transfer of the largest piece (64 MiB) at 20 MB/s takes ~3.4 s, so 30 s is ~10× any live
+ * transfer, yet a dfclient that crashed or never reports results frees the slot within one
+ * long-poll cycle (`API_LIMITS.maxWaitMs` is also 30 s).
+ */
+export const ASSIGNMENT_TTL_MS = 30_000
+
+/**
+ * How many of a requester's lacking pieces count as about to be fetched. A reply lists every
+ * published piece, but a dfclient fetches only inside a window ahead of its in-order read cursor, so
+ * charging every listed piece would saturate every holder at once. The lowest-indexed lacking pieces
+ * approximate that window; 8 is the dfclient's default window (its concurrency is 4).
+ */
+export const ASSIGNMENT_WINDOW = 8
+
+/**
+ * Length of the sliding window over which upload rates and transfer failures are summed. Why 30 s:
+ * it spans dozens of 4 MiB pieces even on a slow link, smoothing one piece's jitter, and it is short
+ * enough that the load of a finished pull wave (a layer pull lasts tens of seconds) stops counting
+ * against a peer within about one pull.
+ */
+export const RATE_WINDOW_MS = 30_000
+
+/** Buckets the window is cut into: rates then age out in 3 s steps, with constant memory per peer. */
+export const RATE_WINDOW_BUCKETS = 10
+
+/**
+ * Non-integrity failures (unreachable, piece unavailable, broken stream) within `RATE_WINDOW_MS`
+ * after which a source counts as failing: ranked after working sources and no longer enough to keep
+ * the seed out of first place. Why 3: one failure is routine (a peer restarting, a stream reset);
+ * three in 30 s means the source is down or overloaded for now (Dragonfly's bad-parent check also
+ * needs several samples before it judges a parent).
+ */
+export const FAILURES_BEFORE_DEMOTION = 3
+
+/**
+ * How long a source that served a piece failing SHA-256 verification is excluded from one task.
+ * Why a limit at all: the report comes from another peer, which the supernode cannot check, so a
+ * false report must not exclude an honest peer forever. Why 10 min: longer than a pull wave of one
+ * blob, so a bad source stays out of the wave it was caught in.
+ */
+export const TASK_QUARANTINE_MS = 10 * 60_000
+
+/** Digest mismatches, in distinct tasks, after which a source is excluded from every task. */
+export const GLOBAL_QUARANTINE_STRIKES = 3
+
+/**
+ * Window in which `GLOBAL_QUARANTINE_STRIKES` must fall. Bad pieces in three different blobs within
+ * an hour point at the peer (bad disk, bad memory, malice), not at one unlucky file.
+ */
+export const STRIKE_WINDOW_MS = 60 * 60_000
+
+/** How long a global quarantine lasts; re-offending afterwards starts a new one. */
+export const GLOBAL_QUARANTINE_MS = 30 * 60_000
+
+/** Upper bound on sources listed per piece, keeping replies for 500-piece tasks small. */
+export const MAX_SOURCES_PER_PIECE = 8

@@ -1,0 +1,537 @@
+import { describe, expect, it } from 'vitest'
+import * as C from './constants.js'
+import { DIGEST_MISMATCH_CODE, Swarm, type PiecePlan, type SwarmInit } from './swarm.js'
+
+const SEED = { peerId: 'Seed', addrs: ['/ip4/10.0.0.1/tcp/8003'] }
+const T = 'sha256:task'
+
+/** A swarm on a fake clock, with helpers that speak in events. */
+function setup (init: SwarmInit = {}) {
+  let now = 1_000_000
+  const changed: string[] = []
+  const swarm = new Swarm(init, { now: () => now, seed: () => SEED, onTaskChanged: t => changed.push(t) })
+  const h = {
+    swarm,
+    changed,
+    advance: (ms: number) => { now += ms },
+    announce: (...ids: string[]) => { for (const id of ids) swarm.peerAnnounced({ peerId: id, addrs: [`/ip4/10.0.0.2/tcp/1/${id}`], hostname: id }) },
+    /** A running task with the given pieces published. */
+    task: (taskId: string, pieceCount: number, published: readonly number[] = Array.from({ length: pieceCount }, (_, i) => i)) => {
+      swarm.taskStarted({ taskId, pieceCount })
+      for (const index of published) swarm.pieceDigestPublished({ taskId, index })
+    },
+    hold: (taskId: string, peerId: string, ...indices: number[]) => { expect(swarm.piecesHeld({ taskId, peerId, indices })).toBe(true) },
+    /** Requests as `requester` and returns piece index → source ids, plus the order of indices. */
+    ask: (taskId: string, requester?: string) => view(swarm.piecesRequested({ taskId, requester }))
+  }
+  return h
+}
+
+function view (plans: PiecePlan[]) {
+  const sources = new Map(plans.map(p => [p.index, p.sources.map(s => s.peerId)]))
+  return { order: plans.map(p => p.index), sources, of: (i: number) => sources.get(i) ?? [], first: (i: number) => sources.get(i)?.[0], plans }
+}
+
+describe('Swarm: rarest piece first', () => {
+  const cases = [
+    { name: 'fewest holders first', holders: { 0: ['A', 'B'], 1: ['A'], 2: [] }, published: [0, 1, 2], want: [2, 1, 0] },
+    { name: 'ties by index (streaming order)', holders: { 0: ['A'], 1: ['B'], 2: ['C'] }, published: [0, 1, 2], want: [0, 1, 2] },
+    { name: 'pieces the requester holds come last, by index', holders: { 0: ['R'], 1: ['A', 'B'], 2: ['A'], 3: ['R', 'A'] }, published: [0, 1, 2, 3], want: [2, 1, 0, 3] },
+    { name: 'unpublished pieces are not offered', holders: { 0: ['A'], 1: [], 2: [] }, published: [0, 2], want: [2, 0] }
+  ]
+  for (const c of cases) {
+    it(c.name, () => {
+      const h = setup()
+      h.announce('A', 'B', 'C', 'R')
+      h.task(T, 4, c.published)
+      for (const [index, ids] of Object.entries(c.holders)) for (const id of ids) h.hold(T, id, Number(index))
+      expect(h.ask(T, 'R').order).toEqual(c.want)
+    })
+  }
+
+  it('quarantined holders do not count towards rarity', () => {
+    const h = setup()
+    h.announce('A', 'B', 'R', 'X')
+    h.task(T, 2)
+    h.hold(T, 'A', 0)
+    h.hold(T, 'B', 1)
+    h.hold(T, 'X', 0)
+    // With X counted, piece 1 (one holder) would come before piece 0 (two).
+    h.swarm.pieceTransferFailed({ taskId: T, requester: 'B', index: 1, source: 'X', code: DIGEST_MISMATCH_CODE })
+    expect(h.ask(T, 'R').order).toEqual([0, 1])
+  })
+})
+
+describe('Swarm: least-loaded holder first', () => {
+  it('spreads many requests evenly over 3 holders', () => {
+    const h = setup()
+    h.announce('A', 'B', 'C')
+    h.task(T, 1)
+    for (const id of ['A', 'B', 'C']) h.hold(T, id, 0)
+    const counts: Record<string, number> = {}
+    for (let round = 0; round < 10; round++) {
+      // 9 concurrent requesters, then each reports success: 3 per holder at a time, and turns are taken.
+      const requesters = Array.from({ length: 9 }, (_, i) => `R${round}x${i}`)
+      h.announce(...requesters)
+      const firsts = requesters.map(r => h.ask(T, r).first(0)!)
+      for (const f of firsts) counts[f] = (counts[f] ?? 0) + 1
+      expect(['A', 'B', 'C'].map(id => h.swarm.inFlight(id))).toEqual([3, 3, 3])
+      requesters.forEach((r, i) => { h.swarm.pieceTransferSucceeded({ taskId: T, requester: r, index: 0, source: firsts[i]!, bytes: 1 }) })
+      h.advance(1000)
+    }
+    expect(counts).toEqual({ A: 30, B: 30, C: 30 })
+  })
+
+  const cases = [
+    { name: 'fewest in-flight uploads first', inFlight: { A: 2, B: 1, C: 0 }, bytes: {}, want: 'C' },
+    { name: 'equal in flight: lowest recent upload rate first', inFlight: {}, bytes: { A: 50_000_000, B: 10_000_000 }, want: 'C' },
+    { name: 'rate beats taking turns', inFlight: {}, bytes: { B: 10_000_000, C: 20_000_000 }, want: 'A', recentlyAssigned: ['A'] }
+  ]
+  for (const c of cases) {
+    it(c.name, () => {
+      const h = setup()
+      h.announce('A', 'B', 'C', 'R')
+      h.task(T, 1)
+      for (const id of ['A', 'B', 'C']) h.hold(T, id, 0)
+      let n = 0
+      // Load is set up through the same events production sees: assignments from other requesters' polls.
+      for (const [id, k] of Object.entries(c.inFlight)) {
+        for (let i = 0; i < k; i++) {
+          const r = `L${n++}`
+          h.announce(r)
+          // Make `id` the only candidate this requester can be given, by asking on a private task.
+          const t = `sha256:${id}${i}`
+          h.task(t, 1)
+          h.hold(t, id, 0)
+          expect(h.ask(t, r).first(0)).toBe(id)
+        }
+      }
+      for (const [id, bytes] of Object.entries(c.bytes)) h.swarm.pieceTransferSucceeded({ taskId: T, requester: 'X', index: 0, source: id, bytes })
+      for (const id of c.recentlyAssigned ?? []) {
+        // A was assigned most recently (so plain turn-taking would skip it) but uploads least.
+        const t = `sha256:recent-${id}`
+        h.task(t, 1)
+        h.hold(t, id, 0)
+        h.announce('Q')
+        h.ask(t, 'Q')
+        h.swarm.pieceTransferSucceeded({ taskId: t, requester: 'Q', index: 0, source: id })
+      }
+      expect(h.ask(T, 'R').first(0)).toBe(c.want)
+    })
+  }
+
+  it('one reply spreads its pieces over the holders', () => {
+    const h = setup()
+    h.announce('A', 'B', 'R')
+    h.task(T, 4)
+    for (const id of ['A', 'B']) h.hold(T, id, 0, 1, 2, 3)
+    const v = h.ask(T, 'R')
+    expect([0, 1, 2, 3].map(i => v.first(i))).toEqual(['A', 'B', 'A', 'B'])
+  })
+})
+
+describe('Swarm: per-peer upload caps', () => {
+  it('sends the 5th concurrent upload to the seed when the only holder is saturated', () => {
+    const h = setup()
+    h.announce('A', 'R1', 'R2', 'R3', 'R4', 'R5')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    expect(['R1', 'R2', 'R3', 'R4'].map(r => h.ask(T, r).first(0))).toEqual(['A', 'A', 'A', 'A'])
+    expect(h.swarm.inFlight('A')).toBe(C.MAX_UPLOADS_PER_PEER)
+    expect(h.ask(T, 'R5').of(0)).toEqual(['Seed', 'A'])
+  })
+
+  it('sends the 5th concurrent upload to a holder that ranks worse but is not saturated', () => {
+    const h = setup()
+    h.announce('A', 'B', ...Array.from({ length: 9 }, (_, i) => `R${i + 1}`))
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    h.hold(T, 'B', 0)
+    // One recent failure ranks B after A on every request until A is saturated.
+    h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: 'B', code: 'DF_ERR_PEER_UNREACHABLE' })
+    const firsts = Array.from({ length: 8 }, (_, i) => h.ask(T, `R${i + 1}`).first(0))
+    expect(firsts).toEqual(['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'])
+    // Both saturated: the seed is first, the saturated holders still listed after it.
+    expect(h.ask(T, 'R9').of(0)).toEqual(['Seed', 'A', 'B'])
+  })
+
+  it('lists saturated holders before a saturated seed', () => {
+    const h = setup({ maxUploadsPerPeer: 1, maxUploadsSeed: 1 })
+    h.announce('A', 'R1', 'R2', 'R3')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    expect(h.ask(T, 'R1').of(0)).toEqual(['A', 'Seed'])
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed', 'A'])
+    expect(h.ask(T, 'R3').of(0)).toEqual(['A', 'Seed'])
+  })
+})
+
+describe('Swarm: the seed is the last resort', () => {
+  const cases = [
+    { name: 'no holder: only the seed', holders: [], failing: [], saturate: [], want: ['Seed'] },
+    { name: 'an unsaturated holder: seed last', holders: ['A'], failing: [], saturate: [], want: ['A', 'Seed'] },
+    { name: 'all holders saturated: seed first', holders: ['A', 'B'], failing: [], saturate: ['A', 'B'], want: ['Seed', 'A', 'B'] },
+    { name: 'one holder saturated: the other first, seed last', holders: ['A', 'B'], failing: [], saturate: ['A'], want: ['B', 'A', 'Seed'] },
+    { name: 'all holders failing: seed first', holders: ['A'], failing: ['A'], saturate: [], want: ['Seed', 'A'] },
+    { name: 'a failing holder ranks after a working one', holders: ['A', 'B'], failing: ['A'], saturate: [], want: ['B', 'A', 'Seed'] }
+  ]
+  for (const c of cases) {
+    it(c.name, () => {
+      const h = setup({ maxUploadsPerPeer: 1 })
+      h.announce('A', 'B', 'R')
+      h.task(T, 1)
+      for (const id of c.holders) h.hold(T, id, 0)
+      for (const id of c.saturate) {
+        const t = `sha256:sat-${id}`
+        h.task(t, 1)
+        h.hold(t, id, 0)
+        h.announce(`S${id}`)
+        expect(h.ask(t, `S${id}`).first(0)).toBe(id)
+      }
+      for (const id of c.failing) {
+        for (let i = 0; i < C.FAILURES_BEFORE_DEMOTION; i++) h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: id, code: 'DF_ERR_PEER_UNREACHABLE' })
+      }
+      expect(h.ask(T, 'R').of(0)).toEqual(c.want)
+    })
+  }
+
+  it('is never assigned while a peer can serve', () => {
+    const h = setup()
+    h.announce('A', 'B')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    h.hold(T, 'B', 0)
+    for (let i = 0; i < 8; i++) {
+      h.announce(`R${i}`)
+      expect(h.ask(T, `R${i}`).of(0).at(-1)).toBe('Seed')
+    }
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+    h.announce('R8')
+    expect(h.ask(T, 'R8').first(0)).toBe('Seed')
+    expect(h.swarm.inFlight('Seed')).toBe(1)
+  })
+
+  it('demotion wakes pollers once, when the threshold is crossed', () => {
+    const h = setup()
+    h.announce('A')
+    h.task(T, 1)
+    h.changed.length = 0
+    for (let i = 0; i < C.FAILURES_BEFORE_DEMOTION + 2; i++) h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: 'A', code: 'DF_ERR_PEER_UNREACHABLE' })
+    expect(h.changed).toEqual([T])
+  })
+
+  it('failures age out of the window', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    for (let i = 0; i < C.FAILURES_BEFORE_DEMOTION; i++) h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: 'A' })
+    expect(h.ask(T, 'R').first(0)).toBe('Seed')
+    h.advance(C.RATE_WINDOW_MS)
+    h.announce('A', 'R2')
+    expect(h.ask(T, 'R2').first(0)).toBe('A')
+  })
+})
+
+describe('Swarm: quarantine', () => {
+  // Quarantines last minutes; a day-long TTL keeps peers alive without heartbeats in these tests.
+  const LONG_TTL = { peerTtlMs: 24 * 3600_000 }
+  function twoTasks () {
+    const h = setup(LONG_TTL)
+    h.announce('A', 'B', 'R', 'R2')
+    for (const t of [T, 'sha256:other']) {
+      h.task(t, 2)
+      h.hold(t, 'A', 0, 1)
+      h.hold(t, 'B', 1)
+    }
+    return h
+  }
+
+  it('excludes the source of a digest mismatch from that task only', () => {
+    const h = twoTasks()
+    expect(h.ask(T, 'R').first(0)).toBe('A')
+    h.changed.length = 0
+    const q = h.swarm.pieceResultsReported({ taskId: T, requester: 'R', results: [{ index: 0, sourcePeerId: 'A', ok: false, code: DIGEST_MISMATCH_CODE }] })
+    expect(q).toEqual([{ peerId: 'A', scope: 'task' }])
+    expect(h.changed).toEqual([T])
+    expect(h.swarm.inFlight('A')).toBe(0)
+    const v = h.ask(T, 'R2')
+    expect(v.of(0)).toEqual(['Seed'])
+    expect(v.of(1)).toEqual(['B', 'Seed'])
+    expect(h.ask('sha256:other', 'R2').of(0)).toEqual(['A', 'Seed'])
+    expect(h.swarm.peerState('A')).toBe('active')
+  })
+
+  it('lifts the task quarantine after its period, without the bad piece', () => {
+    const h = twoTasks()
+    h.swarm.pieceTransferFailed({ taskId: T, requester: 'R', index: 0, source: 'A', code: DIGEST_MISMATCH_CODE })
+    h.advance(C.TASK_QUARANTINE_MS - 1)
+    expect(h.ask(T, 'R2').of(1)).not.toContain('A')
+    h.advance(1)
+    const v = h.ask(T, 'R2')
+    expect(v.of(1)).toContain('A')
+    expect(v.of(0)).toEqual(['Seed'])
+  })
+
+  it('other failures do not quarantine', () => {
+    const h = twoTasks()
+    h.swarm.pieceTransferFailed({ taskId: T, requester: 'R', index: 0, source: 'A', code: 'DF_ERR_PIECE_UNAVAILABLE' })
+    expect(h.ask(T, 'R2').of(0)).toEqual(['A', 'Seed'])
+  })
+
+  it('quarantines globally after mismatches in distinct tasks, until the period ends', () => {
+    const h = setup(LONG_TTL)
+    h.announce('A', 'R')
+    const tasks = ['sha256:t1', 'sha256:t2', 'sha256:t3', 'sha256:t4']
+    for (const t of tasks) {
+      h.task(t, 2)
+      h.hold(t, 'A', 0, 1)
+    }
+    // Repeated mismatches in one task are one strike.
+    for (let i = 0; i < 5; i++) {
+      h.swarm.pieceTransferFailed({ taskId: 'sha256:t1', requester: 'R', index: i % 2, source: 'A', code: DIGEST_MISMATCH_CODE })
+      h.advance(1000)
+    }
+    expect(h.swarm.peerState('A')).toBe('active')
+    expect(h.ask('sha256:t4', 'R').first(0)).toBe('A')
+    expect(h.swarm.pieceTransferFailed({ taskId: 'sha256:t2', requester: 'R', index: 0, source: 'A', code: DIGEST_MISMATCH_CODE })).toEqual({ peerId: 'A', scope: 'task' })
+    h.changed.length = 0
+    expect(h.swarm.pieceTransferFailed({ taskId: 'sha256:t3', requester: 'R', index: 0, source: 'A', code: DIGEST_MISMATCH_CODE })).toEqual({ peerId: 'A', scope: 'global' })
+    expect(h.changed.sort()).toEqual([...tasks].sort())
+    expect(h.swarm.peerState('A')).toBe('quarantined')
+    expect(h.ask('sha256:t4', 'R').of(0)).toEqual(['Seed'])
+    // Leaving and re-announcing does not wash the quarantine away.
+    h.swarm.peerLeft('A')
+    h.announce('A')
+    h.hold('sha256:t4', 'A', 0)
+    expect(h.ask('sha256:t4', 'R').of(0)).toEqual(['Seed'])
+    h.advance(C.GLOBAL_QUARANTINE_MS)
+    expect(h.swarm.peerState('A')).toBe('active')
+    expect(h.ask('sha256:t4', 'R').of(0)).toEqual(['A', 'Seed'])
+  })
+
+  it('forgets strikes outside the window', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    for (const [i, t] of ['sha256:t1', 'sha256:t2', 'sha256:t3'].entries()) {
+      h.task(t, 1)
+      h.hold(t, 'A', 0)
+      h.swarm.pieceTransferFailed({ taskId: t, requester: 'R', index: 0, source: 'A', code: DIGEST_MISMATCH_CODE })
+      if (i === 0) h.advance(C.STRIKE_WINDOW_MS + 1)
+      h.announce('A', 'R')
+    }
+    expect(h.swarm.peerState('A')).toBe('active')
+  })
+
+  it('never quarantines the seed', () => {
+    const h = setup()
+    h.announce('R')
+    h.task(T, 1)
+    expect(h.swarm.pieceTransferFailed({ taskId: T, requester: 'R', index: 0, source: 'Seed', code: DIGEST_MISMATCH_CODE })).toBeUndefined()
+    expect(h.ask(T, 'R').of(0)).toEqual(['Seed'])
+  })
+})
+
+describe('Swarm: in flight', () => {
+  function saturatedA () {
+    const h = setup()
+    h.announce('A', 'R1', 'R2', 'R3', 'R4', 'R5', 'R6')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    for (const r of ['R1', 'R2', 'R3', 'R4']) expect(h.ask(T, r).first(0)).toBe('A')
+    expect(h.ask(T, 'R5').first(0)).toBe('Seed')
+    return h
+  }
+
+  it('expires an assignment nobody reported on', () => {
+    const h = saturatedA()
+    h.advance(C.ASSIGNMENT_TTL_MS - 1)
+    h.announce('A', 'R6')
+    expect(h.ask(T, 'R6').first(0)).toBe('Seed')
+    h.advance(1)
+    expect(h.ask(T, 'R6').first(0)).toBe('A')
+  })
+
+  const releases = [
+    { name: 'a success result', want: 'A', release: (h: ReturnType<typeof setup>) => { h.swarm.pieceTransferSucceeded({ taskId: T, requester: 'R1', index: 0, source: 'A', bytes: 4 }) } },
+    { name: 'a failure result', want: 'A', release: (h: ReturnType<typeof setup>) => { h.swarm.pieceTransferFailed({ taskId: T, requester: 'R1', index: 0, source: 'A', code: 'DF_ERR_PROTOCOL' }) } },
+    // R1 now holds the piece with no upload in flight, so it leads; the point is A's slot is free again.
+    { name: 'the requester reporting it holds the piece', want: 'R1', release: (h: ReturnType<typeof setup>) => { h.hold(T, 'R1', 0) } },
+    { name: 'the requester leaving', want: 'A', release: (h: ReturnType<typeof setup>) => { h.swarm.peerLeft('R1') } }
+  ]
+  for (const c of releases) {
+    it(`releases the slot on ${c.name}`, () => {
+      const h = saturatedA()
+      c.release(h)
+      expect(h.swarm.inFlight('A')).toBe(3)
+      expect(h.ask(T, 'R6').first(0)).toBe(c.want)
+      expect(h.ask(T, 'R6').of(0)).toContain('A')
+    })
+  }
+
+  it('charges only the requester\'s window of lacking pieces, and keeps assignments across re-polls', () => {
+    const h = setup({ maxUploadsPerPeer: 100 })
+    h.announce('A', 'B', 'R')
+    h.task(T, 20)
+    h.hold(T, 'A', ...Array.from({ length: 20 }, (_, i) => i))
+    h.hold(T, 'B', ...Array.from({ length: 20 }, (_, i) => i))
+    h.hold(T, 'R', 0, 1)
+    const first = h.ask(T, 'R')
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
+    const again = h.ask(T, 'R')
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
+    for (let i = 2; i < 2 + C.ASSIGNMENT_WINDOW; i++) expect(again.first(i)).toBe(first.first(i))
+    // Holding the window's first pieces moves the window on.
+    h.hold(T, 'R', 2, 3)
+    h.ask(T, 'R')
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
+  })
+
+  it('moves a seed assignment to a peer that came to hold the piece', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.task(T, 1)
+    expect(h.ask(T, 'R').first(0)).toBe('Seed')
+    h.hold(T, 'A', 0)
+    expect(h.ask(T, 'R').first(0)).toBe('A')
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+    expect(h.swarm.inFlight('A')).toBe(1)
+  })
+
+  it('anonymous requests record nothing', () => {
+    const h = setup()
+    h.announce('A')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    for (let i = 0; i < 10; i++) expect(h.ask(T).first(0)).toBe('A')
+    expect(h.swarm.inFlight('A')).toBe(0)
+  })
+
+  it('does not wake pollers for assignments', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    h.changed.length = 0
+    h.ask(T, 'R')
+    h.swarm.pieceTransferSucceeded({ taskId: T, requester: 'R', index: 0, source: 'A', bytes: 4 })
+    expect(h.changed).toEqual([])
+  })
+})
+
+describe('Swarm: peers', () => {
+  it('never offers the requester itself', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.task(T, 2)
+    h.hold(T, 'R', 0, 1)
+    h.hold(T, 'A', 1)
+    const v = h.ask(T, 'R')
+    expect(v.of(0)).toEqual(['Seed'])
+    expect(v.of(1)).toEqual(['A', 'Seed'])
+    expect(h.ask(T).of(0)).toEqual(['R', 'Seed'])
+  })
+
+  const departures = [
+    { name: 'leaving', depart: (h: ReturnType<typeof setup>) => { expect(h.swarm.peerLeft('A')).toBe(true) } },
+    {
+      name: 'expiring',
+      depart: (h: ReturnType<typeof setup>) => {
+        for (let t = 0; t <= C.PEER_TTL_MS; t += C.HEARTBEAT_INTERVAL_MS) {
+          h.advance(C.HEARTBEAT_INTERVAL_MS)
+          expect([h.swarm.peerHeartbeat('B'), h.swarm.peerHeartbeat('R')]).toEqual([true, true])
+        }
+        expect(h.swarm.expireSilentPeers()).toEqual(['A'])
+      }
+    }
+  ]
+  for (const c of departures) {
+    it(`drops holdings and in-flight work on ${c.name}`, () => {
+      const h = setup()
+      h.announce('A', 'B', 'R')
+      h.task(T, 2)
+      h.hold(T, 'A', 0, 1)
+      h.hold(T, 'B', 1)
+      expect(h.ask(T, 'R').first(0)).toBe('A')
+      expect(h.swarm.inFlight('A')).toBe(1)
+      h.changed.length = 0
+      c.depart(h)
+      expect(h.changed).toEqual([T])
+      expect(h.swarm.inFlight('A')).toBe(0)
+      expect(h.swarm.holders(T, 0)).toEqual([])
+      const v = h.ask(T, 'R')
+      expect(v.of(0)).toEqual(['Seed'])
+      expect(v.of(1)).toEqual(['B', 'Seed'])
+      expect(h.swarm.peerState('A')).toBe('left')
+      expect(h.swarm.peerCount()).toBe(2)
+    })
+  }
+
+  it('treats a silent peer as gone before the sweep, and makes it announce again', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    for (let i = 0; i < 5; i++) { h.advance(C.HEARTBEAT_INTERVAL_MS); expect(h.swarm.peerHeartbeat('A')).toBe(true) }
+    h.advance(C.PEER_TTL_MS + 1)
+    h.announce('R')
+    expect(h.swarm.peerState('A')).toBe('expired')
+    expect(h.ask(T, 'R').of(0)).toEqual(['Seed'])
+    expect(h.swarm.peerHeartbeat('A')).toBe(false)
+    expect(h.swarm.peerState('A')).toBe('left')
+    h.announce('A')
+    expect(h.swarm.holders(T, 0)).toEqual([])
+  })
+
+  it('keeps holdings over the re-announce of a live peer', () => {
+    const h = setup()
+    h.announce('A')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    h.announce('A')
+    expect(h.swarm.holders(T, 0)).toEqual(['A'])
+  })
+
+  it('refuses holdings from a peer that is not announced', () => {
+    const h = setup()
+    h.task(T, 1)
+    expect(h.swarm.piecesHeld({ taskId: T, peerId: 'Z', indices: [0] })).toBe(false)
+  })
+})
+
+describe('Swarm: tasks', () => {
+  it('follows the task lifecycle', () => {
+    const h = setup()
+    h.announce('A', 'R')
+    h.swarm.taskLoaded({ taskId: 'sha256:done', pieceCount: 3, state: 'succeeded' })
+    h.swarm.taskLoaded({ taskId: 'sha256:bad', pieceCount: 3, state: 'failed' })
+    expect(h.ask('sha256:done').order).toEqual([0, 1, 2])
+    expect(h.ask('sha256:bad').order).toEqual([])
+    h.task(T, 3, [0])
+    expect(h.ask(T).order).toEqual([0])
+    expect(h.swarm.tasksByState()).toEqual({ running: 1, succeeded: 1, failed: 1 })
+    h.hold(T, 'A', 0)
+    expect(h.ask(T, 'R').first(0)).toBe('A')
+    h.swarm.taskFailed({ taskId: T })
+    expect(h.swarm.taskState(T)).toBe('failed')
+    expect(h.ask(T, 'R').order).toEqual([])
+    expect(h.swarm.holders(T, 0)).toEqual([])
+    expect(h.swarm.inFlight('A')).toBe(0)
+    h.task(T, 3, [0])
+    h.swarm.taskSucceeded({ taskId: T })
+    expect(h.ask(T).order).toEqual([0, 1, 2])
+    h.swarm.taskForgotten({ taskId: T })
+    expect(h.swarm.taskState(T)).toBeUndefined()
+    expect(h.ask(T).order).toEqual([])
+  })
+
+  it('keeps holdings when a task is forgotten and fetched again', () => {
+    const h = setup()
+    h.announce('A')
+    h.task(T, 2)
+    h.hold(T, 'A', 0)
+    h.swarm.taskForgotten({ taskId: T })
+    h.task(T, 2, [0])
+    expect(h.ask(T).of(0)).toEqual(['A', 'Seed'])
+  })
+})
