@@ -86,6 +86,31 @@ describe('BlobDownload', () => {
     expect(fetcher.calls.every(([p]) => p === peerA.peerId)).toBe(true) // never self, peer before seed
   })
 
+  it('hands pieces to the reader before their (slow) cache writes finish, and completes only once all are durable', async () => {
+    const fx = blobFixture(10 * MiB + 123)
+    const tasks = fakeTasks(fx.task, fx.pieceDigests)
+    const cache = new MemoryPieceCache()
+    const events: string[] = []
+    const write = cache.writePiece.bind(cache)
+    cache.writePiece = async (digest, layout, index, pieceDigest, bytes) => {
+      await new Promise(resolve => setTimeout(resolve, 150))
+      await write(digest, layout, index, pieceDigest, bytes)
+      events.push(`written ${index}`)
+    }
+    const c: BlobDownloadComponents = { tasks, fetcher: fakeFetcher(fx.bytes), cache, upstream: noUpstream }
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/v2/a/blobs/x', selfPeerId: SELF }, c, new AbortController().signal)
+    const parts: Uint8Array[] = []
+    for await (const chunk of dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal)) {
+      events.push(`read ${parts.length}`)
+      parts.push(chunk)
+    }
+    expect(Buffer.concat(parts).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(events.indexOf('read 0')).toBeLessThan(events.indexOf('written 0'))
+    expect(events.indexOf('read 2')).toBeGreaterThan(events.indexOf('written 2')) // the last byte waits
+    expect((await cache.get(fx.digest))?.pieces.size).toBe(3)
+    expect([...tasks.reported].sort()).toEqual([0, 1, 2])
+  })
+
   it('retries a corrupt piece from the next source and counts the verify failure', async () => {
     const fx = blobFixture(9 * MiB)
     const failures: number[] = []

@@ -99,6 +99,9 @@ export class BlobDownload {
           const slice = bytes.subarray(Math.max(offset, r.start) - r.start, Math.min(end + 1, r.end) - r.start)
           digester?.update(slice)
           offset += slice.byteLength
+          // Before the last byte: let the cache writes behind the reader finish, so a complete
+          // response leaves the blob cached and reported.
+          if (i === pieceIndexAt(layout, end)) await scheduler.settled()
           yield slice
         }
       } finally {

@@ -53,6 +53,8 @@ export class PieceScheduler {
   readonly #notBefore = new Map<number, number>()
   readonly #pending = new Set<number>()
   readonly #held = new Set<number>()
+  /** Cache writes still running: pieces are handed to the reader first, persisted and reported after. */
+  readonly #writes = new Set<Promise<void>>()
   #cursor: number
   #version = 0
   #error: Error | undefined
@@ -80,6 +82,14 @@ export class PieceScheduler {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#abort.abort(new Error('piece scheduler stopped'))
     this.#fail(dfError('DF_ERR_SHUTTING_DOWN', 'download stopped'))
+  }
+
+  /**
+   * Resolves once every cache write started so far has finished (written and reported, or failed).
+   * The reader awaits this before its last byte, so a completed response means a cached blob.
+   */
+  async settled (): Promise<void> {
+    while (this.#writes.size > 0) await Promise.all([...this.#writes])
   }
 
   /** The verified bytes of piece `index`; the reader calls this in ascending order. */
@@ -135,7 +145,9 @@ export class PieceScheduler {
     const now = Date.now()
     let earliest = Infinity
     const end = Math.min(this.#init.last, this.#cursor + this.#init.window - 1)
-    for (let i = this.#cursor; i <= end && this.#inflight.size < this.#init.concurrency; i++) {
+    // Writes behind the network (a slow disk) hold piece buffers too: bound them with the window.
+    const slots = Math.min(this.#init.concurrency, this.#init.window - this.#writes.size)
+    for (let i = this.#cursor; i <= end && this.#inflight.size < slots; i++) {
       if (!this.#pending.has(i) || this.#inflight.has(i)) continue
       const a = this.#avail.get(i)
       if (a === undefined || rankSources(a.sources, this.#init.selfPeerId).length === 0) continue
@@ -169,13 +181,10 @@ export class PieceScheduler {
           continue
         }
         this.#c.events?.pieceReceived?.(bytes.byteLength, source.seed ? 'supernode' : 'peer')
-        try {
-          await this.#c.cache.writePiece(digest, layout, index, a.digest, bytes)
-          this.#c.tasks.reportPieces(digest, [index])
-        } catch {
-          // A full or failing disk must not fail the pull: the verified bytes still go to the client.
-        }
+        // The reader gets the piece now; the durable write (data sync, sidecar) runs behind it so the
+        // disk's latency is not added to every piece. It is reported only once it is durable.
         this.#deliver(index, bytes)
+        this.#persist(index, a.digest, bytes)
         return
       }
       const rounds = (this.#rounds.get(index) ?? 0) + 1
@@ -189,6 +198,23 @@ export class PieceScheduler {
       this.#inflight.delete(index)
       this.#pump()
     }
+  }
+
+  #persist (index: number, pieceDigest: string, bytes: Uint8Array): void {
+    const { digest, layout } = this.#init
+    const write = (async () => {
+      try {
+        await this.#c.cache.writePiece(digest, layout, index, pieceDigest, bytes)
+        this.#c.tasks.reportPieces(digest, [index])
+      } catch {
+        // A full or failing disk must not fail the pull: the verified bytes still go to the client.
+      }
+    })()
+    this.#writes.add(write)
+    void write.finally(() => {
+      this.#writes.delete(write)
+      this.#pump()
+    })
   }
 
   #deliver (index: number, bytes: Uint8Array): void {

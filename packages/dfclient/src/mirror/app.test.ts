@@ -149,6 +149,39 @@ describe('mirror app', () => {
     expect(sha256Of(new Uint8Array(await local.arrayBuffer()))).toBe(digest)
   })
 
+  it('never completes a P2P body whose blob digest fails: the last chunk waits for the check', async () => {
+    // The 7-byte last piece arrives once the first is on the wire and goes out in one socket write, so
+    // without the hold-back the client would already hold the whole body when the digest check fails.
+    const data = new Uint8Array(randomBytes(4 * 1024 * 1024 + 7))
+    const claimed = sha256Of(new Uint8Array(data.byteLength))
+    const l = layoutFor(data.byteLength)
+    const t: TaskInfo = { taskId: claimed, digest: claimed, size: data.byteLength, pieceSize: l.pieceSize, pieceCount: l.pieceCount, state: 'succeeded' }
+    opener = async (request, signal) => await openBlobDownload({ ...request, selfPeerId: 'QmSelf' }, {
+      tasks: {
+        registerTask: async () => t,
+        pollPieces: async (_d, since): Promise<PiecesResponse> => {
+          // A real long poll waits; answering at once would spin the poll loop and starve the timer below.
+          if (since > 0) await new Promise(resolve => setTimeout(resolve, 50))
+          return { task: t, version: 1, pieces: Array.from({ length: l.pieceCount }, (_, index) => ({ index, digest: 'sha256:' + '0'.repeat(64), sources: [{ peerId: 'QmSeed', addrs: [], seed: true }] })) }
+        },
+        reportPieces: () => {}
+      },
+      fetcher: {
+        fetchPiece: async (_s, req) => {
+          if (req.index === l.pieceCount - 1) await new Promise(resolve => setTimeout(resolve, 200))
+          const r = pieceRange(l, req.index)
+          return data.slice(r.start, r.end)
+        }
+      },
+      cache: new MemoryPieceCache(),
+      upstream: async () => { throw new Error('no upstream') }
+    }, signal)
+    const res = await fetch(`${base}/v2/library/app/blobs/${claimed}`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-damselfly-source')).toBe('p2p')
+    await expect(res.arrayBuffer()).rejects.toThrow()
+  })
+
   it('answers OCI errors for bad names, digests and methods', async () => {
     const name = await fetch(`${base}/v2/UPPER/manifests/latest`)
     expect(name.status).toBe(400)

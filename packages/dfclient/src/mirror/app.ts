@@ -70,7 +70,12 @@ async function handleDistribution (deps: MirrorDeps, req: Request, res: Response
     const path = qIndex === -1 ? req.url : req.url.slice(0, qIndex)
     const search = qIndex === -1 ? '' : req.url.slice(qIndex + 1)
     const parsed = parseDistributionPath(path)
-    if (!parsed.ok) { sendOciError(res, parsed.status, parsed.code, parsed.message); return }
+    if (!parsed.ok) {
+      // RFC 9110 §15.5.6: every 405 names the methods that would work.
+      if (parsed.status === 405) res.setHeader('Allow', 'GET, HEAD')
+      sendOciError(res, parsed.status, parsed.code, parsed.message)
+      return
+    }
     const route = parsed.route
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD')

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Request, Response } from 'express'
 import type { Logger } from 'pino'
@@ -39,10 +39,7 @@ const SOURCE_HEADER = 'X-Damselfly-Source'
 export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promise<void> {
   const { req, digest } = r
   const cached = await deps.cache.get(digest)
-  if (isComplete(cached)) {
-    await serveLocal(deps, r, cached.layout.size)
-    return
-  }
+  if (isComplete(cached) && await serveLocal(deps, r, cached.layout.size)) return
   if (req.method === 'HEAD' || deps.openDownload === undefined) {
     await serveUpstream(deps, r, req.method === 'HEAD' ? undefined : 'p2p_disabled')
     return
@@ -64,17 +61,30 @@ export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promis
   await serveP2p(deps, r, download)
 }
 
-async function serveLocal (deps: BlobHandlerDeps, r: BlobRequest, size: number): Promise<void> {
+/**
+ * Serves a cache hit: the file streams through the cache's verifying reader straight into the
+ * response, with backpressure and the client's signal. Returns false (nothing sent) when the entry
+ * vanished between the lookup and the open, so the caller carries on as for a miss.
+ */
+async function serveLocal (deps: BlobHandlerDeps, r: BlobRequest, size: number): Promise<boolean> {
   const { req, res, digest } = r
   const range = parseRange(req.method === 'GET' ? req.headers.range : undefined, size)
-  if (range.type === 'unsatisfiable') { unsatisfiable(res, size); return }
+  if (range.type === 'unsatisfiable') { unsatisfiable(res, size); return true }
   const start = range.type === 'partial' ? range.start : 0
   const end = range.type === 'partial' ? range.end : size - 1
+  let body: Readable | undefined
+  if (req.method !== 'HEAD') {
+    try {
+      body = deps.cache.readRange(digest, start, end, { signal: r.signal })
+    } catch (err) {
+      if (!isDfError(err) || err.code !== 'DF_ERR_PIECE_UNAVAILABLE') throw err
+      return false
+    }
+  }
   blobHeaders(res, digest, 'local', range.type === 'partial' ? { start, end, size } : undefined, end - start + 1)
-  if (req.method === 'HEAD') { res.end(); return }
-  let body = deps.cache.readRange(digest, start, end, r.signal)
-  if (range.type === 'full') body = verifyDigest(body, digest, async () => { await deps.cache.drop(digest) })
-  await send(deps, r, body, 'local')
+  if (body === undefined) { res.end(); return true }
+  await pipeline(body, new ByteCounter(deps, r, 'local'), res, { signal: r.signal })
+  return true
 }
 
 async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDownload): Promise<void> {
@@ -100,10 +110,14 @@ async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDo
   }
   blobHeaders(res, digest, 'p2p', range.type === 'partial' ? { start, end, size } : undefined, end - start + 1)
   async function * all (): AsyncGenerator<Uint8Array> {
-    if (first !== undefined && first.done !== true) yield first.value
+    if (first !== undefined && first.done !== true) {
+      const chunk = first.value
+      first = undefined // a whole piece: do not pin it for the rest of the response
+      yield chunk
+    }
     yield * body
   }
-  await send(deps, r, all(), 'p2p')
+  await pipeline(Readable.from(holdLast(all(), end - start + 1), { objectMode: false }), new ByteCounter(deps, r, 'p2p'), res, { signal: r.signal })
 }
 
 /** Direct fetch from the upstream, relaying its answer; a full 200 is still checked against the digest. */
@@ -116,7 +130,7 @@ async function serveUpstream (deps: BlobHandlerDeps, r: BlobRequest, reason: str
   await deps.upstream.relay(upstream, res, r.signal, (source, status) => {
     const ok = status >= 200 && status < 300
     const counted = ok ? count(deps, r, source, 'upstream') : source
-    return status === 200 && method === 'GET' ? verifyDigest(counted, digest) : counted
+    return status === 200 && method === 'GET' ? holdLast(verifyDigest(counted, digest)) : counted
   })
 }
 
@@ -145,6 +159,40 @@ async function * count (deps: BlobHandlerDeps, r: BlobRequest, source: AsyncIter
   }
 }
 
-async function send (deps: BlobHandlerDeps, r: BlobRequest, body: AsyncIterable<Uint8Array>, label: BlobSource): Promise<void> {
-  await pipeline(Readable.from(count(deps, r, body, label), { objectMode: false }), r.res, { signal: r.signal })
+/**
+ * Passes `source` on, but holds back the chunk that completes `length` bytes (or, with no length, always
+ * the latest chunk) until the source has finished. The P2P and upstream readers check the blob digest
+ * only after their last chunk; had that chunk already gone out, the client would hold a complete body
+ * (Content-Length satisfied) before the check could fail. Holding it turns a failure into a truncated
+ * body. Costs nothing but the final chunk's wait for the check.
+ */
+async function * holdLast (source: AsyncIterable<Uint8Array>, length?: number): AsyncGenerator<Uint8Array> {
+  let seen = 0
+  let held: Uint8Array | undefined
+  for await (const chunk of source) {
+    if (held !== undefined) yield held
+    seen += chunk.byteLength
+    held = undefined
+    if (length === undefined || seen >= length) held = chunk
+    else yield chunk
+  }
+  if (held !== undefined) yield held
+}
+
+/** Counts body bytes into `damselfly_blob_bytes_served_total{source}` and the access log as they pass. */
+class ByteCounter extends Transform {
+  readonly #served: { inc: (n: number) => void }
+  readonly #res: Response
+
+  constructor (deps: BlobHandlerDeps, r: BlobRequest, label: BlobSource) {
+    super()
+    this.#served = deps.metrics.blobBytesServed.labels({ source: label })
+    this.#res = r.res
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#served.inc(chunk.byteLength)
+    this.#res.locals.bytes = (this.#res.locals.bytes as number | undefined ?? 0) + chunk.byteLength
+    callback(null, chunk)
+  }
 }

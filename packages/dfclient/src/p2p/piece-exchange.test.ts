@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
 import type { Libp2p } from 'libp2p'
-import { layoutFor, pieceRange, sha256Of } from '@damselfly/proto'
+import { PIECE_PROTOCOL, fetchPiece, layoutFor, pieceRange, sha256Of, type ByteStream } from '@damselfly/proto'
 import { MemoryPieceCache } from '../storage/memory-piece-cache.js'
 import { createP2pNode, type EncrypterName } from './node.js'
 import { Libp2pPieceFetcher } from './piece-fetcher.js'
@@ -76,6 +76,35 @@ describe('piece exchange over libp2p', () => {
       }))
       expect(sha256Of(Buffer.concat(got))).toBe(digest)
     }
+  })
+
+  it('keeps piece bytes that libp2p delivers in one read together with the response header', async () => {
+    // A reader that starts late gets libp2p's whole read buffer (header frame + piece data) as one
+    // Uint8ArrayList; the piece bytes after the header's chunk used to be dropped (truncated piece).
+    // (Below libp2p's 4 MiB read-buffer limit, which a reader this late would otherwise hit.)
+    const blob = new Uint8Array(randomBytes(3 * 1024 * 1024))
+    const digest = sha256Of(blob)
+    const layout = layoutFor(blob.byteLength)
+    const cache = new MemoryPieceCache()
+    await cache.writePiece(digest, layout, 0, digest, blob)
+    const server = await node(['tls'])
+    await registerPieceServer(server, cache, { logger: pino({ level: 'silent' }), onBytes: () => {} })
+    await server.start()
+    const client = await node(['tls'])
+    await client.start()
+    const stream = await client.dialProtocol(server.getMultiaddrs()[0]!, PIECE_PROTOCOL)
+    const lateReader: ByteStream = {
+      send: data => stream.send(data),
+      onDrain: async options => { await stream.onDrain(options) },
+      close: async options => { await stream.close(options) },
+      abort: err => { stream.abort(err) },
+      async * [Symbol.asyncIterator] () {
+        await new Promise(resolve => setTimeout(resolve, 300))
+        yield * stream
+      }
+    }
+    const got = await fetchPiece(lateReader, { taskId: digest, index: 0 }, { size: blob.byteLength, digest }, { signal: AbortSignal.timeout(10_000) })
+    expect(sha256Of(got)).toBe(digest)
   })
 
   it('keeps the peer id across restarts (persisted key)', async () => {

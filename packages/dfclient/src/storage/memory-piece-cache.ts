@@ -1,5 +1,7 @@
-import { pieceRange, type PieceLayout } from '@damselfly/proto'
+import { pipeline, Readable } from 'node:stream'
+import { dfError, pieceRange, type PieceLayout } from '@damselfly/proto'
 import type { CachedBlob, PieceCache } from './piece-cache.js'
+import { planVerifiedRead, VerifyingStream } from './verified-read.js'
 
 /** In-memory PieceCache for tests and fakes: same contract, no durability. */
 export class MemoryPieceCache implements PieceCache {
@@ -25,9 +27,14 @@ export class MemoryPieceCache implements PieceCache {
     return b.data.slice(r.start, r.end)
   }
 
-  async * readRange (digest: string, start: number, end: number): AsyncIterable<Uint8Array> {
+  readRange (digest: string, start: number, end: number): Readable {
     const b = this.#blobs.get(digest)
-    if (b !== undefined && end >= start) yield b.data.slice(start, end + 1)
+    if (b === undefined) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} is not held`)
+    const plan = planVerifiedRead({ digest, layout: b.layout, pieces: b.pieces }, start, end)
+    const verifier = new VerifyingStream(plan, { start, end }, async () => { await this.drop(digest) })
+    // Errors reach the consumer through `verifier`, which pipeline() destroys with them.
+    pipeline(Readable.from([Buffer.from(b.data.buffer, b.data.byteOffset + plan.readStart, plan.readEnd + 1 - plan.readStart)]), verifier, () => {})
+    return verifier
   }
 
   async drop (digest: string): Promise<void> { this.#blobs.delete(digest) }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { PieceLayout } from '@damselfly/proto'
 
 /** What the cache knows about one blob. */
@@ -20,8 +21,14 @@ export interface PieceCache {
   writePiece: (digest: string, layout: PieceLayout, index: number, pieceDigest: string, bytes: Uint8Array) => Promise<void>
   /** The bytes of a held piece, or `undefined` if it is not held. */
   readPiece: (digest: string, index: number) => Promise<Uint8Array | undefined>
-  /** Streams bytes `[start, end]` (inclusive) of a blob whose covering pieces are held. */
-  readRange: (digest: string, start: number, end: number, signal?: AbortSignal) => AsyncIterable<Uint8Array>
+  /**
+   * Streams bytes `[start, end]` (inclusive), verified as they stream: a whole complete blob against
+   * its digest, any other range against the digests of its covering pieces. The chunk carrying byte
+   * `end` is released only after every check passed; on a mismatch (or a short file) the entry is
+   * dropped and the stream errors, so a consumer using `pipeline()` never completes an unverified
+   * range. Throws DF_ERR_PIECE_UNAVAILABLE at once when a covering piece is not held.
+   */
+  readRange: (digest: string, start: number, end: number, options?: { signal?: AbortSignal }) => Readable
   /** Forgets a blob and deletes its data. */
   drop: (digest: string) => Promise<void>
   /** Every blob with at least one held piece (used to re-report holdings to the supernode). */

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, open, rm, truncate } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import { layoutFor, pieceRange, sha256Of } from '@damselfly/proto'
+import { FsPieceCache } from './fs-piece-cache.js'
+import { MemoryPieceCache } from './memory-piece-cache.js'
+import type { PieceCache } from './piece-cache.js'
+
+const MiB = 1024 * 1024
+const bytes = new Uint8Array(randomBytes(9 * MiB + 123))
+const digest = sha256Of(bytes)
+const layout = layoutFor(bytes.byteLength)
+
+async function filled (cache: PieceCache): Promise<PieceCache> {
+  for (let i = 0; i < layout.pieceCount; i++) {
+    const r = pieceRange(layout, i)
+    const piece = bytes.subarray(r.start, r.end)
+    await cache.writePiece(digest, layout, i, sha256Of(piece), piece)
+  }
+  return cache
+}
+
+/** Reads a range the way the mirror does (pipeline into a sink); returns what arrived and the error. */
+async function drain (cache: PieceCache, start: number, end: number): Promise<{ data: Buffer, error?: Error }> {
+  const parts: Buffer[] = []
+  const sink = new Writable({ write (chunk: Buffer, _e, cb) { parts.push(chunk); cb() } })
+  try {
+    await pipeline(cache.readRange(digest, start, end), sink)
+    return { data: Buffer.concat(parts) }
+  } catch (err) {
+    return { data: Buffer.concat(parts), error: err as Error }
+  }
+}
+
+const dirs: string[] = []
+afterEach(async () => { await Promise.all(dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) })) })
+
+const caches = [
+  { name: 'FsPieceCache', make: async () => { const d = await mkdtemp(join(tmpdir(), 'dfc-vr-')); dirs.push(d); return { cache: await filled(await FsPieceCache.open(d)), dir: d } } },
+  { name: 'MemoryPieceCache', make: async () => ({ cache: await filled(new MemoryPieceCache()), dir: undefined }) }
+]
+
+const ranges = [
+  { name: 'the whole blob', start: 0, end: bytes.byteLength - 1 },
+  { name: 'a range inside one piece', start: 500, end: 1499 },
+  { name: 'a range across pieces', start: 4 * MiB - 10, end: 8 * MiB + 10 },
+  { name: 'the tail', start: 9 * MiB, end: bytes.byteLength - 1 },
+  { name: 'one byte', start: 4 * MiB, end: 4 * MiB }
+]
+
+describe.each(caches)('$name readRange', ({ make }) => {
+  it.each(ranges)('returns exactly $name', async ({ start, end }) => {
+    const { cache } = await make()
+    const got = await drain(cache, start, end)
+    expect(got.error).toBeUndefined()
+    expect(got.data.equals(Buffer.from(bytes.subarray(start, end + 1)))).toBe(true)
+  })
+
+})
+
+it('refuses at once a range whose pieces are not held', async () => {
+  const cache = new MemoryPieceCache()
+  const r = pieceRange(layout, 0)
+  await cache.writePiece(digest, layout, 0, sha256Of(bytes.subarray(r.start, r.end)), bytes.subarray(r.start, r.end))
+  expect(() => cache.readRange(digest, 0, 10)).not.toThrow()
+  expect(() => cache.readRange(digest, 0, bytes.byteLength - 1)).toThrow(expect.objectContaining({ code: 'DF_ERR_PIECE_UNAVAILABLE' }))
+  expect(() => cache.readRange(digest, 5 * MiB, 5 * MiB + 1)).toThrow(expect.objectContaining({ code: 'DF_ERR_PIECE_UNAVAILABLE' }))
+  expect(() => new MemoryPieceCache().readRange(digest, 0, 1)).toThrow(expect.objectContaining({ code: 'DF_ERR_PIECE_UNAVAILABLE' }))
+})
+
+describe('FsPieceCache readRange on corrupt data', () => {
+  async function corrupted (offset: number): Promise<PieceCache> {
+    const d = await mkdtemp(join(tmpdir(), 'dfc-vr-')); dirs.push(d)
+    const cache = await filled(await FsPieceCache.open(d))
+    const fh = await open(join(d, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'r+')
+    await fh.write(Buffer.from([bytes[offset]! ^ 0xff]), 0, 1, offset)
+    await fh.close()
+    return cache
+  }
+
+  const cases = [
+    { name: 'whole blob, flipped last byte', flip: bytes.byteLength - 1, start: 0, end: bytes.byteLength - 1, code: 'DF_ERR_BLOB_DIGEST_MISMATCH' },
+    { name: 'whole blob, flipped first byte', flip: 0, start: 0, end: bytes.byteLength - 1, code: 'DF_ERR_BLOB_DIGEST_MISMATCH' },
+    { name: 'range, flip inside it', flip: 1000, start: 500, end: 1499, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' },
+    { name: 'range, flip past its end in the same piece', flip: 4 * MiB - 1, start: 500, end: 1499, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' },
+    { name: 'range, flip before its start in the same piece', flip: 4 * MiB + 1, start: 8 * MiB - 5, end: 8 * MiB + 5, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' }
+  ]
+  it.each(cases)('$name: never delivers the complete range, and drops the entry', async ({ flip, start, end, code }) => {
+    const cache = await corrupted(flip)
+    const got = await drain(cache, start, end)
+    expect(got.error).toMatchObject({ code })
+    expect(got.data.byteLength).toBeLessThan(end - start + 1)
+    expect(await cache.get(digest)).toBeUndefined()
+  })
+
+  it('a data file shorter than its sidecar says is a size mismatch, and is dropped', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'dfc-vr-')); dirs.push(d)
+    const cache = await filled(await FsPieceCache.open(d))
+    await truncate(join(d, 'blobs', 'sha256', digest.slice('sha256:'.length)), 5 * MiB)
+    const got = await drain(cache, 0, bytes.byteLength - 1)
+    expect(got.error).toMatchObject({ code: 'DF_ERR_SIZE_MISMATCH' })
+    expect(got.data.byteLength).toBeLessThan(bytes.byteLength)
+    expect(await cache.get(digest)).toBeUndefined()
+  })
+})
