@@ -4,9 +4,11 @@
  * they never assert timings (tests assert bytes).
  */
 import { runPullBench } from './pull-bench.js'
+import { runSwarmBench } from './swarm-bench.js'
 
 const BENCHES: Record<string, { describe: string, run: (argv: string[]) => Promise<void> }> = {
-  pull: { describe: 'one 256 MiB layer: direct vs cold, peer and warm through Damselfly, per encrypter', run: runPullBench }
+  pull: { describe: 'one 256 MiB layer: direct vs cold, peer and warm through Damselfly, per encrypter', run: runPullBench },
+  swarm: { describe: 'N hosts in network namespaces pull one image at once: direct vs Damselfly, upstream copies vs S/U', run: runSwarmBench }
 }
 
 const [name, ...rest] = process.argv.slice(2)

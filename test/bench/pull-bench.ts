@@ -89,7 +89,7 @@ async function blobEgress (registry: Awaited<ReturnType<typeof startRegistry>>, 
 }
 
 async function startStack (cleanup: Cleanup, registries: Array<{ host: string, url: string }>, encrypter: string): Promise<{ a: DamselflyProcess, b: DamselflyProcess, stop: () => Promise<void> }> {
-  const extraArgs = ['--p2p-encrypters', encrypter, '--log-level', 'warn']
+  const extraArgs = ['--p2p-encrypters', encrypter]
   const supernode = await startSupernode({ dir: await cleanup.tempDir('bench-sn-'), registries, extraArgs })
   const a = await startDfclient({ dir: await cleanup.tempDir('bench-dfa-'), supernode: supernode.httpUrl, registries, name: 'dfclient-a', extraArgs })
   const b = await startDfclient({ dir: await cleanup.tempDir('bench-dfb-'), supernode: supernode.httpUrl, registries, name: 'dfclient-b', extraArgs })

@@ -49,6 +49,12 @@ interface CommonOptions {
   env?: Record<string, string>
   /** default 30 s */
   readyTimeoutMs?: number
+  /** Run inside this network namespace (`ip netns exec NETNS node …`). */
+  netns?: string
+  /** Host of the HTTP `--listen HOST:0`; default 127.0.0.1 (the dfclient mirror usually stays there). */
+  listenHost?: string
+  /** Host of `--p2p-listen /ip4/HOST/tcp/0`; default 127.0.0.1. */
+  p2pHost?: string
 }
 
 export type SupernodeOptions = CommonOptions
@@ -82,7 +88,7 @@ async function startBinary (name: string, script: string, args: string[], opts: 
   const dataDir = join(opts.dir, 'data')
   const entry = join(repoRoot(), script)
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\` at the repository root first`)
-  const proc = startProcess({ name, command: process.execPath, args: [entry, ...args], logDir: opts.dir, env: opts.env })
+  const proc = startProcess({ name, command: process.execPath, args: [entry, ...args], logDir: opts.dir, env: opts.env, netns: opts.netns })
   try {
     const line = await proc.waitForLine((l, s) => s === 'stdout' && parseReadyLine(l) !== undefined, opts.readyTimeoutMs ?? 30_000)
     const ready = parseReadyLine(line)!
@@ -99,8 +105,8 @@ async function startBinary (name: string, script: string, args: string[], opts: 
  */
 export async function startSupernode (opts: SupernodeOptions): Promise<DamselflyProcess> {
   const args = [
-    '--listen', '127.0.0.1:0',
-    '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
+    '--listen', `${opts.listenHost ?? '127.0.0.1'}:0`,
+    '--p2p-listen', `/ip4/${opts.p2pHost ?? '127.0.0.1'}/tcp/0`,
     '--data-dir', join(opts.dir, 'data'),
     ...registryArgs(opts.registries),
     ...(opts.token !== undefined ? ['--token', opts.token] : []),
@@ -121,8 +127,8 @@ export async function startDfclient (opts: DfclientOptions): Promise<DamselflyPr
   const args = [
     'daemon',
     ...supernodes.flatMap((s) => ['--supernode', s]),
-    '--listen', '127.0.0.1:0',
-    '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
+    '--listen', `${opts.listenHost ?? '127.0.0.1'}:0`,
+    '--p2p-listen', `/ip4/${opts.p2pHost ?? '127.0.0.1'}/tcp/0`,
     '--data-dir', join(opts.dir, 'data'),
     ...registryArgs(opts.registries),
     ...(defaultRegistry !== undefined ? ['--default-registry', defaultRegistry] : []),

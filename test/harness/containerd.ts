@@ -9,6 +9,8 @@ export interface StartContainerdOptions {
   /** Namespace used when a call gives none; default `damselfly-test`. */
   namespace?: string
   startTimeoutMs?: number
+  /** Run the daemon and every `ctr` call inside this network namespace (`ctr` does the registry fetches). */
+  netns?: string
 }
 
 export interface CtrPullOptions {
@@ -76,10 +78,10 @@ export async function startContainerd (opts: StartContainerdOptions): Promise<Co
   ].join('\n')
   const configPath = join(dir, 'config.toml')
   await writeFile(configPath, config)
-  const proc = startProcess({ name: 'containerd', command: 'containerd', args: ['--config', configPath], logDir: dir })
+  const proc = startProcess({ name: 'containerd', command: 'containerd', args: ['--config', configPath], logDir: dir, netns: opts.netns })
 
   const ctr = async (args: string[], o: { namespace?: string, timeoutMs?: number } = {}): Promise<RunResult> =>
-    await runCommand('ctr', ['-a', socket, '-n', o.namespace ?? namespace, ...args], { timeoutMs: o.timeoutMs ?? 60_000 })
+    await runCommand('ctr', ['-a', socket, '-n', o.namespace ?? namespace, ...args], { timeoutMs: o.timeoutMs ?? 60_000, netns: opts.netns })
   const lines = (r: RunResult): string[] => r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '')
   const checked = async (args: string[], ns?: string): Promise<string[]> => {
     const r = await ctr(args, { namespace: ns })

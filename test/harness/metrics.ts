@@ -1,4 +1,5 @@
 import { request } from 'undici'
+import { runCommand } from './processes.js'
 
 /**
  * Prometheus text exposition parsed into a map from series key to value. The key is the metric name
@@ -33,8 +34,17 @@ export function parseMetrics (text: string): Metrics {
   return out
 }
 
-/** GETs `<baseUrl>/metrics` and parses it. */
-export async function metrics (baseUrl: string): Promise<Metrics> {
+/**
+ * GETs `<baseUrl>/metrics` and parses it. With `netns`, the GET is made by `curl` inside that network
+ * namespace (a process in the root namespace cannot reach a namespace's own 127.0.0.1 or its address).
+ */
+export async function metrics (baseUrl: string, opts: { netns?: string } = {}): Promise<Metrics> {
+  if (opts.netns !== undefined) {
+    const url = new URL('/metrics', baseUrl).toString()
+    const r = await runCommand('curl', ['-sS', '--fail', '--max-time', '10', url], { netns: opts.netns, timeoutMs: 15_000, maxOutput: 16 << 20 })
+    if (r.code !== 0) throw new Error(`GET ${url} in netns ${opts.netns}: curl exit ${r.code} ${r.stderr.slice(0, 200)}`)
+    return parseMetrics(r.stdout)
+  }
   const res = await request(new URL('/metrics', baseUrl))
   const text = await res.body.text()
   if (res.statusCode !== 200) throw new Error(`GET ${baseUrl}/metrics: HTTP ${res.statusCode} ${text.slice(0, 200)}`)

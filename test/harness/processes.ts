@@ -22,6 +22,16 @@ export interface StartProcessOptions {
   env?: Record<string, string | undefined>
   /** Lines kept in memory for `lines()`/`waitForLine` history; default 5000. */
   ringSize?: number
+  /** Run inside this network namespace (`ip netns exec NETNS command args…`; the PID stays the command's). */
+  netns?: string
+}
+
+/**
+ * `[command, args]`, or `['ip', ['netns', 'exec', netns, command, …args]]` when `netns` is set.
+ * `ip netns exec` execs the command in place (no fork), so the child PID is the command's own.
+ */
+export function inNetns (netns: string | undefined, command: string, args: readonly string[]): [string, string[]] {
+  return netns === undefined ? [command, [...args]] : ['ip', ['netns', 'exec', netns, command, ...args]]
 }
 
 export interface ExitStatus {
@@ -64,7 +74,8 @@ export class ManagedProcess {
     installExitHook()
     this.name = opts.name
     this.#ringSize = opts.ringSize ?? 5000
-    this.#child = spawn(opts.command, opts.args, {
+    const [command, args] = inNetns(opts.netns, opts.command, opts.args)
+    this.#child = spawn(command, args, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe']
@@ -201,6 +212,8 @@ export interface RunOptions {
   cwd?: string
   /** Keep at most this many characters of each stream (the tail); default 1 MiB. */
   maxOutput?: number
+  /** Run inside this network namespace (`ip netns exec NETNS …`). */
+  netns?: string
 }
 
 /**
@@ -210,7 +223,8 @@ export interface RunOptions {
 export async function runCommand (command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const started = performance.now()
   const max = opts.maxOutput ?? 1 << 20
-  const child = spawn(command, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const [cmd, argv] = inNetns(opts.netns, command, args)
+  const child = spawn(cmd, argv, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout = (stdout + d).slice(-max) })

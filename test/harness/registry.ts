@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { blobGets, egressBytes, parseAccessLogLine, type AccessLogEntry, type BlobGetStats } from './access-log.js'
-import { runChecked, startProcess, type ManagedProcess } from './processes.js'
+import { runChecked, runCommand, startProcess, type ManagedProcess } from './processes.js'
 
 export interface BasicAuth {
   username: string
@@ -17,13 +17,19 @@ export interface StartRegistryOptions {
   /** Basic-auth realm; default `damselfly-test`. */
   realm?: string
   startTimeoutMs?: number
+  /** Run inside this network namespace; readiness is then probed with `ip netns exec NETNS curl`. */
+  netns?: string
+  /** Listen address host; default 127.0.0.1. */
+  listenHost?: string
+  /** Listen port; default 0 (the kernel picks one). */
+  port?: number
 }
 
-/** A running CNCF distribution registry on 127.0.0.1 with filesystem storage. */
+/** A running CNCF distribution registry (on 127.0.0.1 unless `listenHost` says otherwise) with filesystem storage. */
 export interface Registry {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://HOST:PORT` */
   url: string
-  /** `127.0.0.1:PORT` (what image references and `--registry HOST=URL` use). */
+  /** `HOST:PORT` (what image references and `--registry HOST=URL` use). */
   host: string
   port: number
   auth: BasicAuth | undefined
@@ -48,6 +54,7 @@ export interface Registry {
  */
 export async function startRegistry (opts: StartRegistryOptions): Promise<Registry> {
   const { dir } = opts
+  const listenHost = opts.listenHost ?? '127.0.0.1'
   const realm = opts.realm ?? 'damselfly-test'
   let authYaml = ''
   if (opts.auth !== undefined) {
@@ -70,7 +77,7 @@ export async function startRegistry (opts: StartRegistryOptions): Promise<Regist
     '    uploadpurging:',
     '      enabled: false',
     'http:',
-    '  addr: 127.0.0.1:0',
+    `  addr: ${listenHost}:${opts.port ?? 0}`,
     // A fixed secret silences the "No HTTP secret provided" warning; only this process uses it.
     '  secret: damselfly-test-secret',
     authYaml
@@ -78,7 +85,7 @@ export async function startRegistry (opts: StartRegistryOptions): Promise<Regist
   const configPath = join(dir, 'config.yml')
   await writeFile(configPath, config)
 
-  const proc = startProcess({ name: 'registry', command: 'docker-registry', args: ['serve', configPath], logDir: dir })
+  const proc = startProcess({ name: 'registry', command: 'docker-registry', args: ['serve', configPath], logDir: dir, netns: opts.netns })
   const entries: AccessLogEntry[] = []
   const waiters = new Set<() => void>()
   proc.onLine((l) => {
@@ -90,13 +97,14 @@ export async function startRegistry (opts: StartRegistryOptions): Promise<Regist
   })
 
   try {
-    const line = await proc.waitForLine((l) => /listening on 127\.0\.0\.1:\d+/.test(l), opts.startTimeoutMs ?? 15_000)
-    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(line)![1])
-    const url = `http://127.0.0.1:${port}`
-    await waitForV2(url, opts.auth === undefined ? 200 : 401, opts.startTimeoutMs ?? 15_000)
+    const listening = /listening on \S*:(\d+)/
+    const line = await proc.waitForLine((l) => listening.test(l), opts.startTimeoutMs ?? 15_000)
+    const port = Number(listening.exec(line)![1])
+    const url = `http://${listenHost}:${port}`
+    await waitForV2(url, opts.auth === undefined ? 200 : 401, opts.startTimeoutMs ?? 15_000, opts.netns)
     return {
       url,
-      host: `127.0.0.1:${port}`,
+      host: `${listenHost}:${port}`,
       port,
       auth: opts.auth,
       process: proc,
@@ -128,10 +136,18 @@ export async function startRegistry (opts: StartRegistryOptions): Promise<Regist
   }
 }
 
-async function waitForV2 (url: string, expected: number, timeoutMs: number): Promise<void> {
+async function waitForV2 (url: string, expected: number, timeoutMs: number, netns?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
+    if (netns !== undefined) {
+      // This process lives in the root namespace and cannot reach the registry's address: ask curl inside.
+      const r = await runCommand('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${url}/v2/`], { netns, timeoutMs: 5000 })
+      if (Number(r.stdout.trim()) === expected) return
+      last = `curl: ${r.stdout.trim()} ${r.stderr.trim()}`
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      continue
+    }
     try {
       const res = await request(`${url}/v2/`)
       await res.body.dump()
