@@ -88,6 +88,7 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
       // than wait on a connect timeout for every blob.
       if (peerAnnouncer.announced === undefined) throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', 'not announced to any supernode')
       const log = logger.child({ taskId: request.digest })
+      let upstreamFrom: number | undefined
       const events: DownloadEvents = {
         pieceReceived: (bytes, from) => { metrics.pieceBytesReceived.inc({ from }, bytes) },
         verifyFailure: ({ index, peerId: from, error }) => {
@@ -96,6 +97,7 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
         },
         sourceFailure: ({ index, peerId: from, error }) => { log.debug({ pieceIndex: index, peerId: from, err: error.message }, 'piece source failed') },
         upstreamContinuation: ({ offset, error }) => {
+          upstreamFrom = offset
           metrics.upstreamFallbacks.inc({ reason: 'p2p_midstream' })
           log.warn({ offset, err: error.message }, 'P2P failed mid-stream; continuing from upstream')
         }
@@ -110,7 +112,8 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
         }
         return res.body
       }
-      return await openBlobDownload({ ...request, selfPeerId: peerId }, { tasks, fetcher, cache: pieceCache, upstream: rangeOpener, events }, signal)
+      const download = await openBlobDownload({ ...request, selfPeerId: peerId }, { tasks, fetcher, cache: pieceCache, upstream: rangeOpener, events }, signal)
+      return { download, upstreamFrom: () => upstreamFrom }
     }
 
     const registries = new Map(config.registry.map(r => [r.host, r.url]))

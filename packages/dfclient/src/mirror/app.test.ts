@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
 import { dfError, layoutFor, pieceRange, sha256Of, type PiecesResponse, type TaskInfo } from '@damselfly/proto'
-import { openBlobDownload } from '../download/blob-download.js'
+import { openBlobDownload, type BlobDownload } from '../download/blob-download.js'
 import { createMetrics } from '../metrics.js'
 import { MemoryPieceCache } from '../storage/memory-piece-cache.js'
 import { buildMirrorApp } from './app.js'
@@ -42,7 +42,9 @@ function startUpstream (seen: IncomingMessage[]): Promise<Server> {
 
 const sharedCache = new MemoryPieceCache()
 
-const p2pOpener: DownloadOpener = async (request, signal) => await openBlobDownload({ ...request, selfPeerId: 'QmSelf' }, {
+type Opener = (...args: Parameters<DownloadOpener>) => Promise<BlobDownload>
+
+const p2pOpener: Opener = async (request, signal) => await openBlobDownload({ ...request, selfPeerId: 'QmSelf' }, {
   tasks: {
     registerTask: async () => task,
     pollPieces: async (): Promise<PiecesResponse> => ({ task, version: 1, pieces: Array.from({ length: layout.pieceCount }, (_, index) => { const r = pieceRange(layout, index); return { index, digest: sha256Of(blob.subarray(r.start, r.end)), sources: [{ peerId: 'QmSeed', addrs: [], seed: true }] } }) }),
@@ -59,9 +61,16 @@ describe('mirror app', () => {
   let upstreamServer: Server
   let registries: Map<string, string>
   const metrics = createMetrics('test')
+  async function servedBySource (): Promise<Record<string, number>> {
+    const metric = await metrics.registry.getSingleMetric('damselfly_blob_bytes_served_total')?.get()
+    const out: Record<string, number> = { local: 0, p2p: 0, upstream: 0 }
+    for (const v of metric?.values ?? []) out[String(v.labels.source)] = v.value
+    return out
+  }
   const upstream = new UpstreamClient()
-  let opener: DownloadOpener | undefined
+  let opener: Opener | undefined
   let mirror: Server
+  let continuedAt: number | undefined
   let base: string
 
   beforeAll(async () => {
@@ -70,7 +79,11 @@ describe('mirror app', () => {
     registries = new Map([['reg.test', up]])
     const app = buildMirrorApp({
       logger: pino({ level: 'silent' }), metrics, cache: sharedCache, upstream, registries, defaultRegistry: 'reg.test',
-      openDownload: async (r, s) => { if (opener === undefined) throw new Error('no opener'); return await opener(r, s) },
+      openDownload: async (r, s) => {
+        if (opener === undefined) throw new Error('no opener')
+        const download = await opener(r, s)
+        return { download, upstreamFrom: () => continuedAt }
+      },
       isReady: () => true
     })
     mirror = await new Promise(resolve => { const s = app.listen(0, '127.0.0.1', () => { resolve(s) }) })
@@ -117,6 +130,36 @@ describe('mirror app', () => {
     expect(res.status).toBe(401)
     expect(res.headers.get('www-authenticate')).toContain('realm=')
     expect(res.headers.get('x-damselfly-source')).toBe('upstream')
+  })
+
+  it('counts bytes that came from the upstream after a mid-stream P2P failure as upstream', async () => {
+    const data = new Uint8Array(randomBytes(10 * 1024 * 1024))
+    const d = sha256Of(data)
+    const l = layoutFor(data.byteLength)
+    const t: TaskInfo = { taskId: d, digest: d, size: data.byteLength, pieceSize: l.pieceSize, pieceCount: l.pieceCount, state: 'succeeded' }
+    const before = await servedBySource()
+    opener = async (request, signal) => await openBlobDownload({ ...request, selfPeerId: 'QmSelf', pollWaitMs: 20, maxRounds: 1 }, {
+      tasks: {
+        registerTask: async () => t,
+        pollPieces: async (): Promise<PiecesResponse> => ({ task: t, version: 1, pieces: Array.from({ length: l.pieceCount }, (_, index) => { const r = pieceRange(l, index); return { index, digest: sha256Of(data.subarray(r.start, r.end)), sources: [{ peerId: 'QmSeed', addrs: [], seed: true }] } }) }),
+        reportPieces: () => {}
+      },
+      fetcher: { fetchPiece: async (_s, req) => { if (req.index > 0) throw dfError('DF_ERR_PROTOCOL', 'peer went away'); const r = pieceRange(l, req.index); return data.slice(r.start, r.end) } },
+      cache: new MemoryPieceCache(),
+      upstream: async (range) => (async function * () { yield data.slice(range.start, range.end + 1) })(),
+      events: { upstreamContinuation: ({ offset }) => { continuedAt = offset } }
+    }, signal)
+    try {
+      const res = await fetch(`${base}/v2/library/midstream/blobs/${d}`)
+      expect(res.headers.get('x-damselfly-source')).toBe('p2p')
+      expect(sha256Of(new Uint8Array(await res.arrayBuffer()))).toBe(d)
+      const after = await servedBySource()
+      expect(continuedAt).toBe(l.pieceSize)
+      expect(after.p2p - before.p2p).toBe(l.pieceSize)
+      expect(after.upstream - before.upstream).toBe(data.byteLength - l.pieceSize)
+    } finally {
+      continuedAt = undefined
+    }
   })
 
   it('serves a blob over P2P, then ranges, 416, and a local hit', async () => {

@@ -12,8 +12,12 @@ import { forwardedHeaders, type UpstreamClient } from './upstream.js'
 
 export type BlobSource = 'local' | 'p2p' | 'upstream'
 
-/** Opens a P2P download of a blob (registers the task); throws before any byte when it cannot. */
-export type DownloadOpener = (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<BlobDownload>
+/**
+ * Opens a P2P download of a blob (registers the task); throws before any byte when it cannot.
+ * `upstreamFrom()` is the blob offset from which bytes come from the upstream instead of P2P, once a
+ * mid-stream fallback happened, so served bytes are counted by where they really came from.
+ */
+export type DownloadOpener = (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<{ download: BlobDownload, upstreamFrom: () => number | undefined }>
 
 export interface BlobHandlerDeps {
   cache: PieceCache
@@ -45,9 +49,9 @@ export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promis
     return
   }
   const authorization = req.headers.authorization
-  let download: BlobDownload
+  let opened: Awaited<ReturnType<DownloadOpener>>
   try {
-    download = await deps.openDownload(authorization === undefined ? { digest, url: r.url } : { digest, url: r.url, authorization }, r.signal)
+    opened = await deps.openDownload(authorization === undefined ? { digest, url: r.url } : { digest, url: r.url, authorization }, r.signal)
   } catch (err) {
     if (r.signal.aborted) return
     const reason = !isDfError(err)
@@ -58,7 +62,7 @@ export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promis
     await serveUpstream(deps, r, reason)
     return
   }
-  await serveP2p(deps, r, download)
+  await serveP2p(deps, r, opened.download, opened.upstreamFrom)
 }
 
 /**
@@ -87,7 +91,7 @@ async function serveLocal (deps: BlobHandlerDeps, r: BlobRequest, size: number):
   return true
 }
 
-async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDownload): Promise<void> {
+async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDownload, upstreamFrom: () => number | undefined): Promise<void> {
   const { req, res, digest } = r
   const size = download.task.size
   const range = parseRange(req.headers.range, size)
@@ -117,7 +121,8 @@ async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDo
     }
     yield * body
   }
-  await pipeline(Readable.from(holdLast(all(), end - start + 1), { objectMode: false }), new ByteCounter(deps, r, 'p2p'), res, { signal: r.signal })
+  // The header says where the response started; the metric follows each byte's real origin.
+  await pipeline(Readable.from(holdLast(all(), end - start + 1), { objectMode: false }), new ByteCounter(deps, r, 'p2p', { start, upstreamFrom }), res, { signal: r.signal })
 }
 
 /** Direct fetch from the upstream, relaying its answer; a full 200 is still checked against the digest. */
@@ -179,19 +184,33 @@ async function * holdLast (source: AsyncIterable<Uint8Array>, length?: number): 
   if (held !== undefined) yield held
 }
 
-/** Counts body bytes into `damselfly_blob_bytes_served_total{source}` and the access log as they pass. */
+/**
+ * Counts body bytes into `damselfly_blob_bytes_served_total{source}` and the access log as they pass.
+ * A P2P response that fell back to the upstream mid-stream passes `switchAt`: bytes from the blob
+ * offset `upstreamFrom()` on are counted as `upstream`, where they really came from.
+ */
 class ByteCounter extends Transform {
   readonly #served: { inc: (n: number) => void }
+  readonly #upstream: { inc: (n: number) => void }
+  readonly #switchAt: { start: number, upstreamFrom: () => number | undefined } | undefined
   readonly #res: Response
+  #offset: number
 
-  constructor (deps: BlobHandlerDeps, r: BlobRequest, label: BlobSource) {
+  constructor (deps: BlobHandlerDeps, r: BlobRequest, label: BlobSource, switchAt?: { start: number, upstreamFrom: () => number | undefined }) {
     super()
     this.#served = deps.metrics.blobBytesServed.labels({ source: label })
+    this.#upstream = deps.metrics.blobBytesServed.labels({ source: 'upstream' })
+    this.#switchAt = switchAt
     this.#res = r.res
+    this.#offset = switchAt?.start ?? 0
   }
 
   override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#served.inc(chunk.byteLength)
+    const from = this.#switchAt?.upstreamFrom()
+    const own = from === undefined ? chunk.byteLength : Math.min(chunk.byteLength, Math.max(0, from - this.#offset))
+    if (own > 0) this.#served.inc(own)
+    if (own < chunk.byteLength) this.#upstream.inc(chunk.byteLength - own)
+    this.#offset += chunk.byteLength
     this.#res.locals.bytes = (this.#res.locals.bytes as number | undefined ?? 0) + chunk.byteLength
     callback(null, chunk)
   }
