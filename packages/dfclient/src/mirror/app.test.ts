@@ -61,10 +61,10 @@ describe('mirror app', () => {
   let upstreamServer: Server
   let registries: Map<string, string>
   const metrics = createMetrics('test')
-  async function servedBySource (): Promise<Record<string, number>> {
+  async function servedBySource (): Promise<{ local: number, p2p: number, upstream: number }> {
     const metric = await metrics.registry.getSingleMetric('damselfly_blob_bytes_served_total')?.get()
-    const out: Record<string, number> = { local: 0, p2p: 0, upstream: 0 }
-    for (const v of metric?.values ?? []) out[String(v.labels.source)] = v.value
+    const out = { local: 0, p2p: 0, upstream: 0 }
+    for (const v of metric?.values ?? []) out[v.labels.source as keyof typeof out] = v.value
     return out
   }
   const upstream = new UpstreamClient()
