@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BENCH_LAYER_SIZES, buildTestImage, Cleanup, MiB, pushImage, startDfclient, startRegistry, startSupernode, stopAllProcesses, type DamselflyProcess } from '../harness/index.js'
+import { BENCH_LAYER_SIZES, buildTestImage, Cleanup, MiB, pushImage, repoRoot, startDfclient, startRegistry, startSupernode, stopAllProcesses, type DamselflyProcess } from '../harness/index.js'
 import { median, peakRssMiB, printTable, timedGet, type TimedGet } from './measure.js'
 
 const RSS_GOAL_MIB = 200
@@ -32,7 +34,8 @@ export async function runPullBench (argv: string[]): Promise<void> {
     const direct: TimedGet[] = []
     let mark = registry.mark()
     for (let i = 0; i < runs; i++) direct.push(check(await timedGet(blobPath(registry.url)), layer.digest))
-    rows.push({ label: 'direct from registry', runs: direct, egress: await blobEgress(registry, mark, layer.digest), source: '-' })
+    // Egress is per pull, like the other rows: every run fetched the layer once.
+    rows.push({ label: 'direct from registry', runs: direct, egress: await blobEgress(registry, mark, layer.digest) / runs, source: '-' })
 
     const rss: string[] = []
     for (const encrypter of encrypters) {
@@ -88,10 +91,42 @@ async function blobEgress (registry: Awaited<ReturnType<typeof startRegistry>>, 
   return registry.blobGets(mark).get(digest)?.bytes ?? 0
 }
 
+/**
+ * The environment the binaries get: this process's, minus any `NODE_OPTIONS` (an operator's unit file
+ * runs `npx dfclient daemon …` with none, and a flag inherited from whoever started the bench would make
+ * the measured process differ from the one operators run).
+ */
+const OPERATOR_ENV = { NODE_OPTIONS: '' }
+
+/**
+ * Checks that a started binary runs the way operators run it: `node <bin script> …` with no Node flags
+ * before the script (`npx dfclient` and `npx supernode` execute the workspace `bin` entry, whose
+ * shebang is a plain `#!/usr/bin/env node`). Returns the command line for the report.
+ */
+async function operatorCommandLine (p: DamselflyProcess, pkg: 'dfclient' | 'supernode'): Promise<string> {
+  const { bin } = JSON.parse(await readFile(join(repoRoot(), 'packages', pkg, 'package.json'), 'utf8')) as { bin: Record<string, string> }
+  const script = join('packages', pkg, bin[pkg] ?? '')
+  const argv = (await readFile(`/proc/${p.process.pid}/cmdline`, 'utf8')).split('\0').filter(a => a !== '')
+  if (argv[1] !== join(repoRoot(), script)) {
+    throw new Error(`${p.process.name} was started as \`${argv.join(' ')}\`, not as \`node ${script} …\` (no Node flags) like \`npx\` starts it`)
+  }
+  return ['node', relative(repoRoot(), argv[1]), ...argv.slice(2)].join(' ')
+}
+
+let shownCommandLine = false
+
 async function startStack (cleanup: Cleanup, registries: Array<{ host: string, url: string }>, encrypter: string): Promise<{ a: DamselflyProcess, b: DamselflyProcess, stop: () => Promise<void> }> {
+  // Default settings except the encrypter under test (the one knob this bench compares).
   const extraArgs = ['--p2p-encrypters', encrypter]
-  const supernode = await startSupernode({ dir: await cleanup.tempDir('bench-sn-'), registries, extraArgs })
-  const a = await startDfclient({ dir: await cleanup.tempDir('bench-dfa-'), supernode: supernode.httpUrl, registries, name: 'dfclient-a', extraArgs })
-  const b = await startDfclient({ dir: await cleanup.tempDir('bench-dfb-'), supernode: supernode.httpUrl, registries, name: 'dfclient-b', extraArgs })
+  const supernode = await startSupernode({ dir: await cleanup.tempDir('bench-sn-'), registries, extraArgs, env: OPERATOR_ENV })
+  const a = await startDfclient({ dir: await cleanup.tempDir('bench-dfa-'), supernode: supernode.httpUrl, registries, name: 'dfclient-a', extraArgs, env: OPERATOR_ENV })
+  const b = await startDfclient({ dir: await cleanup.tempDir('bench-dfb-'), supernode: supernode.httpUrl, registries, name: 'dfclient-b', extraArgs, env: OPERATOR_ENV })
+  await operatorCommandLine(supernode, 'supernode')
+  const cmd = await operatorCommandLine(a, 'dfclient')
+  await operatorCommandLine(b, 'dfclient')
+  if (!shownCommandLine) {
+    console.log(`dfclients run as operators run them: ${cmd}`)
+    shownCommandLine = true
+  }
   return { a, b, stop: async () => { await Promise.all([a.stop(), b.stop()]); await supernode.stop() } }
 }

@@ -169,9 +169,8 @@ export async function runSwarmBench (argv: string[]): Promise<void> {
       cleanup.defer(`containerd h${i}`, async () => { await containerd.stop() })
       logFiles.push(containerd.process.logFile)
       const hostsDirs: Partial<Record<Mode, string>> = {}
-      // ctr 1.6.20 rejects a hosts.toml with only `server` ("invalid `host` tree") and falls back to https,
-      // so the registry is also listed as its own (only) host: same meaning, no mirror.
-      hostsDirs.direct = await writeHostsToml(join(dir, 'certs-direct'), registry.host, { server: registry.url, mirrors: [registry.url] })
+      // No mirror: writeHostsToml also lists the server as a host, which ctr 1.6 needs to accept the file.
+      hostsDirs.direct = await writeHostsToml(join(dir, 'certs-direct'), registry.host, { server: registry.url })
       hosts.push({ name: `h${i}`, node, dir, containerd, hostsDirs })
       // Every host reaches the registry over the bridge (and only that way).
       const probe = await net.exec(node, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `${registry.url}/v2/`])

@@ -149,17 +149,30 @@ export interface HostsTomlOptions {
   mirrors?: string[]
 }
 
+/** The text of a `hosts.toml` (see {@link writeHostsToml}). */
+export function hostsTomlText (opts: HostsTomlOptions): string {
+  const lines: string[] = []
+  if (opts.server !== undefined) lines.push(`server = "${opts.server}"`, '')
+  const mirrors = opts.mirrors ?? []
+  // ctr 1.6.20 rejects a file without any `[host."…"]` table ("failed to decode hosts.toml: invalid
+  // `host` tree") and then ignores it: the registry is reached over https, and only loopback hosts get
+  // containerd's plain-http fallback. A server-only file therefore also lists the server as its own
+  // (only) host, which means the same thing and decodes.
+  const hosts = mirrors.length > 0 ? mirrors : opts.server !== undefined ? [opts.server] : []
+  for (const h of hosts) lines.push(`[host."${h}"]`, '  capabilities = ["pull", "resolve"]', '')
+  return lines.join('\n')
+}
+
 /**
  * Writes `<hostsDir>/<registryHost>/hosts.toml` (containerd `certs.d` layout, the directory named
- * `host:port`) and returns `hostsDir` for `--hosts-dir`.
+ * `host:port`) and returns `hostsDir` for `--hosts-dir`. Mirrors come first (pull+resolve), the server
+ * last; with no mirrors the server is also written as a `[host]` entry, so that ctr 1.6 accepts the file
+ * instead of ignoring it and trying https.
  */
 export async function writeHostsToml (hostsDir: string, registryHost: string, opts: HostsTomlOptions): Promise<string> {
   const dir = join(hostsDir, registryHost)
   await mkdir(dir, { recursive: true })
-  const lines: string[] = []
-  if (opts.server !== undefined) lines.push(`server = "${opts.server}"`, '')
-  for (const m of opts.mirrors ?? []) lines.push(`[host."${m}"]`, '  capabilities = ["pull", "resolve"]', '')
-  await writeFile(join(dir, 'hosts.toml'), lines.join('\n'))
+  await writeFile(join(dir, 'hosts.toml'), hostsTomlText(opts))
   return hostsDir
 }
 
