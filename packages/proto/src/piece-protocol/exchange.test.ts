@@ -115,4 +115,19 @@ describe('piece exchange', () => {
     const result = await served
     expect(result.error?.message).toMatch(/malformed/)
   })
+  test('receives into a caller-provided buffer (no per-piece allocation) and refuses one too small', async () => {
+    const into = new Uint8Array(piece.byteLength + 1000).fill(7)
+    const [client, server] = memoryStreamPair()
+    const signal = AbortSignal.timeout(10_000)
+    void servePiece(server, opener(piece), { signal })
+    const got = await fetchPiece(client, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal, into })
+    expect(got.buffer).toBe(into.buffer)
+    expect(got.byteLength).toBe(piece.byteLength)
+    expect(sha256Of(got)).toBe(digest)
+    expect(into[piece.byteLength]).toBe(7) // nothing written past the piece
+
+    const [c2, s2] = memoryStreamPair()
+    void servePiece(s2, opener(piece), { signal })
+    await expect(fetchPiece(c2, { taskId: TASK, index: 0 }, { size: piece.byteLength, digest }, { signal, into: new Uint8Array(10) })).rejects.toMatchObject({ code: 'DF_ERR_PROTOCOL' })
+  })
 })

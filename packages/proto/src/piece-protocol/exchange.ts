@@ -26,6 +26,13 @@ export interface ByteStream extends AsyncIterable<Uint8Array | Iterable<Uint8Arr
 
 export type StreamEventName = 'drain' | 'close' | 'remoteCloseWrite'
 
+export interface FetchPieceOptions {
+  signal: AbortSignal
+  onBytes?: (n: number) => void
+  /** Receive into this buffer (at least the piece's size) instead of a new one; the result views it. */
+  into?: Uint8Array
+}
+
 /** A readable piece, as handed to the server side by the local store. */
 export interface OpenedPiece {
   size: number
@@ -38,8 +45,13 @@ export type PieceOpener = (request: PieceRequest, signal: AbortSignal) => Promis
 /** Largest slice written per `send()`: yamux frames are 64 KiB, so larger writes only buffer. */
 const SEND_SLICE = 256 * 1024
 
+const single: Uint8Array[] = []
+
+/** The chunks of one iterator item (a Uint8Array, or libp2p's Uint8ArrayList) without copying. */
 function toChunks (chunk: Uint8Array | Iterable<Uint8Array>): Iterable<Uint8Array> {
-  return chunk instanceof Uint8Array ? [chunk] : chunk
+  if (!(chunk instanceof Uint8Array)) return chunk
+  single[0] = chunk
+  return single
 }
 
 function abortOn (stream: ByteStream, signal: AbortSignal): () => void {
@@ -107,11 +119,14 @@ async function readFrame (iterator: AsyncIterator<Uint8Array | Iterable<Uint8Arr
   for (;;) {
     const next = await iterator.next()
     if (next.done === true) throw dfError('DF_ERR_PROTOCOL', 'stream ended before a complete frame')
-    const chunks = next.value instanceof Uint8Array ? [next.value] : [...next.value]
-    for (let i = 0; i < chunks.length; i++) {
-      const frame = decoder.push(chunks[i] as Uint8Array)
-      if (frame !== undefined) return { value: frame.value, rest: [frame.rest, ...chunks.slice(i + 1)] }
+    let rest: Uint8Array[] | undefined
+    let value: unknown
+    for (const chunk of toChunks(next.value)) {
+      if (rest !== undefined) { rest.push(chunk); continue }
+      const frame = decoder.push(chunk)
+      if (frame !== undefined) { value = frame.value; rest = [frame.rest] }
     }
+    if (rest !== undefined) return { value, rest }
   }
 }
 
@@ -163,8 +178,11 @@ export async function servePiece (stream: ByteStream, open: PieceOpener, options
  * the serving peer says. Resolves to the verified bytes, or throws a DfError:
  * DF_ERR_PIECE_UNAVAILABLE (peer lacks it), DF_ERR_SIZE_MISMATCH, DF_ERR_PIECE_DIGEST_MISMATCH or
  * DF_ERR_PROTOCOL. The stream is always closed or reset when this returns.
+ *
+ * The bytes are received straight into one buffer (`options.into` when given, so a caller can reuse
+ * pooled piece buffers; the result is then a view of it) and hashed once, after the last byte.
  */
-export async function fetchPiece (stream: ByteStream, request: PieceRequest, expected: { size: number, digest: string }, options: { signal: AbortSignal, onBytes?: (n: number) => void }): Promise<Uint8Array> {
+export async function fetchPiece (stream: ByteStream, request: PieceRequest, expected: { size: number, digest: string }, options: FetchPieceOptions): Promise<Uint8Array> {
   const { signal } = options
   const release = abortOn(stream, signal)
   // A FIN from the peer ends the piece; libp2p also ends the iterator cleanly when the connection
@@ -189,21 +207,23 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
     if (header.data.size !== expected.size) {
       throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: peer offers ${header.data.size} bytes, expected ${expected.size}`)
     }
-    const out = new Uint8Array(expected.size)
-    const digester = new Digester('sha256')
+    const into = options.into
+    if (into !== undefined && into.byteLength < expected.size) throw new RangeError(`receive buffer of ${into.byteLength} bytes for a ${expected.size}-byte piece`)
+    const out = into === undefined ? new Uint8Array(expected.size) : into.subarray(0, expected.size)
+    const onBytes = options.onBytes
     let received = 0
     const take = (chunk: Uint8Array): void => {
-      if (received + chunk.byteLength > expected.size) {
+      const n = chunk.byteLength
+      if (n === 0) return
+      if (received + n > expected.size) {
         throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: peer sent more than ${expected.size} bytes`)
       }
       out.set(chunk, received)
-      received += chunk.byteLength
-      digester.update(chunk)
-      options.onBytes?.(chunk.byteLength)
+      received += n
+      onBytes?.(n)
     }
-    for (const chunk of frame.rest) if (chunk.byteLength > 0) take(chunk)
-    for (;;) {
-      if (received === expected.size) break
+    for (const chunk of frame.rest) take(chunk)
+    while (received < expected.size) {
       const next = await iterator.next()
       if (next.done === true) break
       for (const chunk of toChunks(next.value)) take(chunk)
@@ -214,6 +234,8 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
       }
       throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: peer ended the stream after ${received} of ${expected.size} bytes`)
     }
+    const digester = new Digester('sha256')
+    digester.update(out)
     const actual = digester.digest()
     if (actual !== expected.digest) {
       throw dfError('DF_ERR_PIECE_DIGEST_MISMATCH', `piece ${request.index} of ${request.taskId}: got ${actual}, expected ${expected.digest}`)
