@@ -17,6 +17,9 @@ const R2 = '12D3KooWReqbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
 const DIGEST = `sha256:${'a'.repeat(64)}`
 const PIECE_DIGEST = `sha256:${'b'.repeat(64)}`
 
+/** Short, so the long-poll cut below is visible well inside the 5 s the poll asks for. */
+const WAIT_LIMIT_MS = 300
+
 let server: Server
 let base: string
 let swarm: Swarm
@@ -38,7 +41,7 @@ beforeEach(async () => {
   // The app alone over a memory store: the board feeds the swarm as in createSupernode. One upload
   // per peer makes in-flight effects visible with a single request.
   const now = (): number => Date.now()
-  swarm = new Swarm({ maxUploadsPerPeer: 1 }, { now, seed: () => SEED, onTaskChanged: t => { board.touch(t) } })
+  swarm = new Swarm({ maxUploadsPerPeer: 1, sourceWaitLimitMs: WAIT_LIMIT_MS }, { now, seed: () => SEED, onTaskChanged: t => { board.touch(t) } })
   const board = new TaskBoard(new MemoryTaskStore(), now, swarm)
   await board.begin({ taskId: DIGEST, size: 10, pieceSize: 4, pieceCount: 3, createdAt: now() })
   for (const i of [0, 1, 2]) await board.publishPiece(DIGEST, i, PIECE_DIGEST)
@@ -119,5 +122,22 @@ describe('POST /tasks/:digest/piece-results', () => {
     expect(r.status).toBe(204)
     expect(swarm.inFlight(A)).toBe(0)
     expect(await firstSources(R2)).toContain(A)
+  })
+})
+
+describe('GET /tasks/:digest/pieces long-poll', () => {
+  it('answers a requester told "no source yet" when its wait runs out, with the seed', async () => {
+    // Piece 1 is only at the seed: R1 is sent there, R2 is told "no source yet" (one seed copy at a time).
+    const sourcesOf = (r: PiecesResponse, index: number): string[] => r.pieces.find(p => p.index === index)!.sources.map(s => s.peerId)
+    const r1 = (await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R1}`)).json as PiecesResponse
+    expect(sourcesOf(r1, 1)).toEqual([SEED.peerId])
+    const r2 = (await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R2}`)).json as PiecesResponse
+    expect(sourcesOf(r2, 1)).toEqual([])
+    const started = Date.now()
+    const after = (await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R2}&since=${r2.version}&waitMs=5000`)).json as PiecesResponse
+    const took = Date.now() - started
+    expect(took).toBeGreaterThanOrEqual(WAIT_LIMIT_MS - 100)
+    expect(took).toBeLessThan(2500)
+    expect(sourcesOf(after, 1)).toEqual([SEED.peerId])
   })
 })

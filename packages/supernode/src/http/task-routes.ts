@@ -42,8 +42,12 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
       const gone = new AbortController()
       const onClose = (): void => { gone.abort() }
       res.on('close', onClose)
+      // A requester told "no source yet" for a piece is answered when its wait runs out (the seed is
+      // then offered to it), not after the whole waitMs: nothing else would wake it at that moment.
+      const waitLimit = query.peerId === undefined ? undefined : deps.swarm.msUntilWaitLimit(taskId, query.peerId)
+      const waitMs = waitLimit === undefined ? query.waitMs : Math.min(query.waitMs, waitLimit)
       try {
-        await deps.board.waitForChange(taskId, query.since, query.waitMs, AbortSignal.any([gone.signal, deps.shutdown]))
+        await deps.board.waitForChange(taskId, query.since, waitMs, AbortSignal.any([gone.signal, deps.shutdown]))
       } finally {
         res.off('close', onClose)
       }

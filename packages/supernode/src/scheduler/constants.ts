@@ -46,6 +46,47 @@ export const ASSIGNMENT_TTL_MS = 30_000
 export const ASSIGNMENT_WINDOW = 8
 
 /**
+ * Seed fan-out per piece: how many requesters at a time may fetch one piece from the seed while no
+ * peer holds it (BitTorrent super-seeding: a piece goes out once, then spreads peer to peer). Why 1:
+ * in a cold herd every requester wants the same fresh piece at the same moment; with 1, the seed
+ * uploads each piece about once and the other requesters fetch it from that first copy (up to
+ * `MAX_UPLOADS_PER_PEER` at a time, then from the copies those make), which is what keeps the seed at
+ * ≤ 2 copies per wave (ANCHORS §6.3). The cost of a slow or dead first copy is bounded by
+ * `SEED_CLAIM_TTL_MS` and `SOURCE_WAIT_LIMIT_MS`; a larger K would spend seed uplink on duplicates
+ * exactly when it is scarcest. Requesters that are refused a piece fetch other pieces of their window
+ * meanwhile (the reply orders them differently per requester), so refusals cost little throughput.
+ */
+export const SEED_FANOUT_PER_PIECE = 1
+
+/**
+ * How long a requester's claim on a seed upload of one piece counts without news. A claim ends
+ * earlier with the requester's result for that piece, its report that it holds the piece, or its
+ * departure, and it is renewed whenever the requester polls while its assignment is live (a live
+ * dfclient polls at least once per held-piece report in its swarm). Why 3 s: a 4 MiB piece from a
+ * seed running its full 32 streams on a 1 Gbit/s link takes ~1.1 s, so 3 s outlasts a healthy
+ * transfer that the requester did not re-poll during, while a requester that crashed holds the
+ * piece back for seconds, not the 30 s of `ASSIGNMENT_TTL_MS`.
+ */
+export const SEED_CLAIM_TTL_MS = 3_000
+
+/**
+ * After a successful seed transfer is reported, how long its claim still counts while the
+ * requester's held-piece report is on its way (the dfclient reports results at once but holdings only
+ * after flushing the piece to disk, plus its 100 ms report batching). Without it the piece would
+ * briefly have neither a claim nor a holder and the next poller would get a second seed copy.
+ */
+export const SEED_ARRIVAL_GRACE_MS = 2_000
+
+/**
+ * "Never worse than no P2P": a requester that has been told "no source yet" for a piece in its
+ * window for this long is offered the seed for it anyway (beyond the fan-out and beyond the seed's
+ * cap), and its long-poll is cut short at that moment so it learns of it. Why 3 s: several times a
+ * healthy seed transfer of a 4 MiB piece (~0.1–1.1 s) plus the ~0.2 s a holder needs to report, so a
+ * working first copy nearly always arrives first, while a stalled one costs a few seconds at most.
+ */
+export const SOURCE_WAIT_LIMIT_MS = 3_000
+
+/**
  * Length of the sliding window over which upload rates and transfer failures are summed. Why 30 s:
  * it spans dozens of 4 MiB pieces even on a slow link, smoothing one piece's jitter, and it is short
  * enough that the load of a finished pull wave (a layer pull lasts tens of seconds) stops counting

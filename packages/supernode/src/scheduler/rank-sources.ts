@@ -4,14 +4,15 @@ import type { PieceSource } from '@damselfly/proto'
  * The ranking rule, as pure functions over a snapshot of load. `Swarm` builds the snapshot from its
  * state and applies the result; keeping the rule here keeps it readable in one place.
  *
- * **Pieces: rarest first.** The pieces a requester lacks come first, fewest eligible holders first,
- * ties by index; the pieces it already holds follow in index order (listed so a peer whose cache lost
- * a piece can still fetch it). Rarest first spreads the rare pieces before their few holders leave
- * or saturate (the Dragonfly 1 supernode and Kraken both do this). It does not fight in-order
- * streaming: the dfclient still reads in order and fetches only inside a window ahead of its cursor;
- * within that window it should start fetches in the order the reply lists pieces, which puts the
- * rare ones first. Ties by index keep the reply's order close to the stream's order when every piece
- * is equally rare (the common case of a fresh blob that only the seed holds).
+ * **Pieces: rarest first.** The pieces a requester lacks come first, fewest eligible holders first;
+ * the pieces it already holds follow in index order (listed so a peer whose cache lost a piece can
+ * still fetch it). Rarest first spreads the rare pieces before their few holders leave or saturate
+ * (the Dragonfly 1 supernode and Kraken both do this). Equally rare pieces inside the requester's
+ * window (its `ASSIGNMENT_WINDOW` lowest-indexed lacking pieces, where the dfclient fetches) are
+ * ordered by a hash of (requester, index), so concurrent requesters of a fresh blob, which only the
+ * seed holds, start on different pieces and soon have something to give each other; the window
+ * keeps that shuffle close to the in-order streaming cursor. Outside the window ties go by index.
+ * The dfclient still reads in order and starts fetches inside its window in the reply's order.
  *
  * **Sources: least-loaded working holder first.** Eligible holders (alive, not quarantined, not the
  * requester) are compared by: recent failures (fewer first: a retry on a failing source costs a
@@ -21,12 +22,23 @@ import type { PieceSource } from '@damselfly/proto'
  * fewer in-flight uploads than its cap and fewer recent failures than the demotion threshold;
  * unusable holders are listed after every usable one.
  *
- * **The seed: last resort.** The seed (the supernode) is first only when no usable peer holds the
- * piece and the seed itself is under its (higher) cap. Otherwise it is listed last, as the fallback
- * a dfclient reaches only after every peer listed before it failed: a holder can die within its TTL,
- * and without the seed in the list such a pull would fall back to the upstream registry instead.
+ * **The seed: last resort, and once per piece (super-seeding).** With a usable holder the seed is
+ * listed last, as the fallback a dfclient reaches only after every peer listed before it failed (a
+ * holder can die within its TTL; without the seed the pull would fall back to the upstream). With
+ * no usable holder, what a known requester is told depends on its `SeedGate`:
+ * - the holders as usual when the requester already has a live assignment to one of them (it is its
+ *   own upload that makes the holder look busy);
+ * - the seed first when the requester already fetches the piece from the seed (its claim), or has
+ *   waited `SOURCE_WAIT_LIMIT_MS` for a source of it (never worse than no P2P; beyond the seed's
+ *   cap too);
+ * - else the seed first when fewer than `SEED_FANOUT_PER_PIECE` other requesters fetch the piece
+ *   from the seed and no working holder is merely busy (a busy holder frees a slot soon; a second
+ *   seed copy would be the duplicate P2P exists to avoid). A seed at its cap is then listed last;
+ * - else no source yet (an empty list): the requester fetches other pieces of its window and is
+ *   woken when the piece's holders change, a claim fails, or its wait runs out.
+ * Anonymous requesters (no peer id, no assignments) have no gate: the seed is first whenever no
+ * usable holder exists and it is under its cap.
  */
-
 /** One possible source and its load at the moment of ranking. */
 export interface SourceLoad {
   peerId: string
@@ -55,16 +67,33 @@ export function compareLoad (a: SourceLoad, b: SourceLoad): number {
     (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
 }
 
+/** What decides whether a known requester may be sent to the seed for a piece no usable peer holds. */
+export interface SeedGate {
+  /** Other requesters with a live claim on a seed upload of this piece. */
+  othersOnSeed: number
+  /** `SEED_FANOUT_PER_PIECE`. */
+  fanout: number
+  /** The requester itself has a live claim (it is fetching the piece from the seed). */
+  ownClaim: boolean
+  /** The requester has waited `SOURCE_WAIT_LIMIT_MS` for a source of this piece. */
+  waitedOut: boolean
+  /** The requester already has a live assignment of this piece to one of `holders` (its own load). */
+  assignedToHolder: boolean
+}
+
 /**
  * Ranked sources for one piece: see the module comment. `holders` must already exclude the
- * requester, quarantined and dead peers, and the seed. The seed appears exactly once, and at most
- * `limit` sources are returned.
+ * requester, quarantined and dead peers, and the seed. The seed appears at most once (always, unless
+ * the gate says "no source yet", which returns an empty list), and at most `limit` sources are
+ * returned.
  */
 export function rankSources (input: {
   holders: readonly SourceLoad[]
   seed: SourceLoad
   failuresBeforeDemotion: number
   limit: number
+  /** Undefined for an anonymous requester. */
+  gate?: SeedGate | undefined
 }): PieceSource[] {
   const usable: SourceLoad[] = []
   const rest: SourceLoad[] = []
@@ -73,8 +102,15 @@ export function rankSources (input: {
   rest.sort(compareLoad)
   const peers = [...usable, ...rest].slice(0, Math.max(0, input.limit - 1)).map(s => asSource(s, false))
   const seed = asSource(input.seed, true)
-  const seedFirst = usable.length === 0 && input.seed.inFlight < input.seed.cap
-  return seedFirst ? [seed, ...peers] : [...peers, seed]
+  const seedUnderCap = input.seed.inFlight < input.seed.cap
+  if (usable.length > 0) return [...peers, seed]
+  const gate = input.gate
+  if (gate === undefined) return seedUnderCap ? [seed, ...peers] : [...peers, seed]
+  if (gate.assignedToHolder) return [...peers, seed]
+  if (gate.ownClaim || gate.waitedOut) return [seed, ...peers]
+  const busyWorkingHolder = rest.some(h => h.failures < input.failuresBeforeDemotion)
+  if (!busyWorkingHolder && gate.othersOnSeed < gate.fanout) return seedUnderCap ? [seed, ...peers] : [...peers, seed]
+  return []
 }
 
 /** One piece as the requester sees it: how many eligible sources hold it, and whether it holds it. */
@@ -82,14 +118,34 @@ export interface PieceDemand {
   index: number
   holders: number
   held: boolean
+  /** Tie-break among equally rare lacking pieces (lower first); undefined sorts after any number. */
+  spread?: number | undefined
 }
 
-/** Lacking pieces rarest first (ties by index), then held pieces by index. */
+/** Lacking pieces rarest first (ties by `spread`, then index), then held pieces by index. */
 export function orderPieces (pieces: readonly PieceDemand[]): PieceDemand[] {
   return [...pieces].sort((a, b) =>
     Number(a.held) - Number(b.held) ||
-    (a.held ? 0 : a.holders - b.holders) ||
+    (a.held ? 0 : a.holders - b.holders || cmp(a.spread ?? Infinity, b.spread ?? Infinity)) ||
     a.index - b.index)
+}
+
+/**
+ * The per-requester tie-break: FNV-1a (32 bit) of "requester:index". Deterministic (a re-poll sees
+ * the same order, so live assignments are kept) and different for every requester.
+ */
+export function spreadRank (requester: string, index: number): number {
+  let h = 0x811c9dc5
+  const s = `${requester}:${index}`
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h
+}
+
+function cmp (a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 function asSource (s: SourceLoad, seed: boolean): PieceSource {

@@ -35,7 +35,6 @@ function view (plans: PiecePlan[]) {
 describe('Swarm: rarest piece first', () => {
   const cases = [
     { name: 'fewest holders first', holders: { 0: ['A', 'B'], 1: ['A'], 2: [] }, published: [0, 1, 2], want: [2, 1, 0] },
-    { name: 'ties by index (streaming order)', holders: { 0: ['A'], 1: ['B'], 2: ['C'] }, published: [0, 1, 2], want: [0, 1, 2] },
     { name: 'pieces the requester holds come last, by index', holders: { 0: ['R'], 1: ['A', 'B'], 2: ['A'], 3: ['R', 'A'] }, published: [0, 1, 2, 3], want: [2, 1, 0, 3] },
     { name: 'unpublished pieces are not offered', holders: { 0: ['A'], 1: [], 2: [] }, published: [0, 2], want: [2, 0] }
   ]
@@ -56,9 +55,27 @@ describe('Swarm: rarest piece first', () => {
     h.hold(T, 'A', 0)
     h.hold(T, 'B', 1)
     h.hold(T, 'X', 0)
-    // With X counted, piece 1 (one holder) would come before piece 0 (two).
+    // With X counted, piece 1 (one holder) would come before piece 0 (two). Anonymous: ties by index.
     h.swarm.pieceTransferFailed({ taskId: T, requester: 'B', index: 1, source: 'X', code: DIGEST_MISMATCH_CODE })
-    expect(h.ask(T, 'R').order).toEqual([0, 1])
+    expect(h.ask(T).order).toEqual([0, 1])
+  })
+
+  it('breaks ties per requester inside its window, by index outside it and for anonymous callers', () => {
+    const h = setup()
+    h.announce('R1', 'R2')
+    h.task(T, 12)
+    const window = Array.from({ length: C.ASSIGNMENT_WINDOW }, (_, i) => i)
+    const rest = Array.from({ length: 12 - C.ASSIGNMENT_WINDOW }, (_, i) => C.ASSIGNMENT_WINDOW + i)
+    const o1 = h.ask(T, 'R1').order
+    const o2 = h.ask(T, 'R2').order
+    // Every piece is equally rare (only the seed has them): each requester gets its own shuffle of its window.
+    expect(o1.slice(0, window.length).sort((a, b) => a - b)).toEqual(window)
+    expect(o2.slice(0, window.length).sort((a, b) => a - b)).toEqual(window)
+    expect(o1.slice(0, window.length)).not.toEqual(o2.slice(0, window.length))
+    expect(o1.slice(0, window.length)).not.toEqual(window)
+    expect(o1.slice(window.length)).toEqual(rest)
+    expect(h.ask(T, 'R1').order).toEqual(o1)
+    expect(h.ask(T).order).toEqual([...window, ...rest])
   })
 })
 
@@ -126,19 +143,32 @@ describe('Swarm: least-loaded holder first', () => {
     h.task(T, 4)
     for (const id of ['A', 'B']) h.hold(T, id, 0, 1, 2, 3)
     const v = h.ask(T, 'R')
-    expect([0, 1, 2, 3].map(i => v.first(i))).toEqual(['A', 'B', 'A', 'B'])
+    expect(v.order.map(i => v.first(i))).toEqual(['A', 'B', 'A', 'B'])
   })
 })
 
 describe('Swarm: per-peer upload caps', () => {
-  it('sends the 5th concurrent upload to the seed when the only holder is saturated', () => {
+  it('makes the 5th concurrent requester wait for the saturated holder, not take a second seed copy', () => {
     const h = setup()
     h.announce('A', 'R1', 'R2', 'R3', 'R4', 'R5')
     h.task(T, 1)
     h.hold(T, 'A', 0)
     expect(['R1', 'R2', 'R3', 'R4'].map(r => h.ask(T, r).first(0))).toEqual(['A', 'A', 'A', 'A'])
     expect(h.swarm.inFlight('A')).toBe(C.MAX_UPLOADS_PER_PEER)
-    expect(h.ask(T, 'R5').of(0)).toEqual(['Seed', 'A'])
+    expect(h.ask(T, 'R5').of(0)).toEqual([])
+    // A slot frees: R5 is sent to A.
+    h.swarm.pieceTransferSucceeded({ taskId: T, requester: 'R1', index: 0, source: 'A', bytes: 4 })
+    expect(h.ask(T, 'R5').of(0)).toEqual(['A', 'Seed'])
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+  })
+
+  it('anonymous callers still see the seed first when every holder is saturated', () => {
+    const h = setup()
+    h.announce('A', 'R1', 'R2', 'R3', 'R4')
+    h.task(T, 1)
+    h.hold(T, 'A', 0)
+    for (const r of ['R1', 'R2', 'R3', 'R4']) h.ask(T, r)
+    expect(h.ask(T).of(0)).toEqual(['Seed', 'A'])
   })
 
   it('sends the 5th concurrent upload to a holder that ranks worse but is not saturated', () => {
@@ -151,18 +181,22 @@ describe('Swarm: per-peer upload caps', () => {
     h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: 'B', code: 'DF_ERR_PEER_UNREACHABLE' })
     const firsts = Array.from({ length: 8 }, (_, i) => h.ask(T, `R${i + 1}`).first(0))
     expect(firsts).toEqual(['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'])
-    // Both saturated: the seed is first, the saturated holders still listed after it.
+    // Both saturated: no source yet (a slot frees soon); the seed only after the wait limit.
+    expect(h.ask(T, 'R9').of(0)).toEqual([])
+    h.advance(C.SOURCE_WAIT_LIMIT_MS)
+    h.announce('A', 'B', 'R9')
     expect(h.ask(T, 'R9').of(0)).toEqual(['Seed', 'A', 'B'])
   })
 
-  it('lists saturated holders before a saturated seed', () => {
-    const h = setup({ maxUploadsPerPeer: 1, maxUploadsSeed: 1 })
-    h.announce('A', 'R1', 'R2', 'R3')
-    h.task(T, 1)
-    h.hold(T, 'A', 0)
-    expect(h.ask(T, 'R1').of(0)).toEqual(['A', 'Seed'])
-    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed', 'A'])
-    expect(h.ask(T, 'R3').of(0)).toEqual(['A', 'Seed'])
+  it('lists failing holders before a saturated seed', () => {
+    const h = setup({ maxUploadsSeed: 1 })
+    h.announce('A', 'R1')
+    h.task(T, 2)
+    h.hold(T, 'A', 0, 1)
+    for (let i = 0; i < C.FAILURES_BEFORE_DEMOTION; i++) h.swarm.pieceTransferFailed({ taskId: T, requester: 'X', index: 0, source: 'A', code: 'DF_ERR_PEER_UNREACHABLE' })
+    const v = h.ask(T, 'R1')
+    expect(v.of(v.order[0]!)).toEqual(['Seed', 'A'])
+    expect(v.of(v.order[1]!)).toEqual(['A', 'Seed'])
   })
 })
 
@@ -170,7 +204,7 @@ describe('Swarm: the seed is the last resort', () => {
   const cases = [
     { name: 'no holder: only the seed', holders: [], failing: [], saturate: [], want: ['Seed'] },
     { name: 'an unsaturated holder: seed last', holders: ['A'], failing: [], saturate: [], want: ['A', 'Seed'] },
-    { name: 'all holders saturated: seed first', holders: ['A', 'B'], failing: [], saturate: ['A', 'B'], want: ['Seed', 'A', 'B'] },
+    { name: 'all holders saturated: no source yet (a slot frees soon)', holders: ['A', 'B'], failing: [], saturate: ['A', 'B'], want: [] },
     { name: 'one holder saturated: the other first, seed last', holders: ['A', 'B'], failing: [], saturate: ['A'], want: ['B', 'A', 'Seed'] },
     { name: 'all holders failing: seed first', holders: ['A'], failing: ['A'], saturate: [], want: ['Seed', 'A'] },
     { name: 'a failing holder ranks after a working one', holders: ['A', 'B'], failing: ['A'], saturate: [], want: ['B', 'A', 'Seed'] }
@@ -207,6 +241,9 @@ describe('Swarm: the seed is the last resort', () => {
     }
     expect(h.swarm.inFlight('Seed')).toBe(0)
     h.announce('R8')
+    expect(h.ask(T, 'R8').of(0)).toEqual([])
+    h.advance(C.SOURCE_WAIT_LIMIT_MS)
+    h.announce('A', 'B', 'R8')
     expect(h.ask(T, 'R8').first(0)).toBe('Seed')
     expect(h.swarm.inFlight('Seed')).toBe(1)
   })
@@ -339,7 +376,7 @@ describe('Swarm: in flight', () => {
     h.task(T, 1)
     h.hold(T, 'A', 0)
     for (const r of ['R1', 'R2', 'R3', 'R4']) expect(h.ask(T, r).first(0)).toBe('A')
-    expect(h.ask(T, 'R5').first(0)).toBe('Seed')
+    expect(h.ask(T, 'R5').of(0)).toEqual([])
     return h
   }
 
@@ -347,7 +384,7 @@ describe('Swarm: in flight', () => {
     const h = saturatedA()
     h.advance(C.ASSIGNMENT_TTL_MS - 1)
     h.announce('A', 'R6')
-    expect(h.ask(T, 'R6').first(0)).toBe('Seed')
+    expect(h.ask(T, 'R6').of(0)).toEqual([])
     h.advance(1)
     expect(h.ask(T, 'R6').first(0)).toBe('A')
   })
@@ -533,5 +570,134 @@ describe('Swarm: tasks', () => {
     h.swarm.taskForgotten({ taskId: T })
     h.task(T, 2, [0])
     expect(h.ask(T).of(0)).toEqual(['A', 'Seed'])
+  })
+})
+
+describe('Swarm: the seed serves a fresh piece to one requester at a time (super-seeding)', () => {
+  /** R1 is fetching piece 0 (only the seed has it) from the seed. */
+  function claimed (init: SwarmInit = {}) {
+    const h = setup(init)
+    h.announce('R1', 'R2', 'R3')
+    h.task(T, 1)
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    return h
+  }
+
+  it(`sends at most ${C.SEED_FANOUT_PER_PIECE} requester to the seed per piece; the others get no source yet`, () => {
+    const h = claimed()
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.ask(T, 'R3').of(0)).toEqual([])
+    expect(h.swarm.inFlight('Seed')).toBe(1)
+    // The claimant itself keeps being told the seed while it fetches.
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+  })
+
+  it('lists the claimant first as soon as it reports the piece, and wakes pollers', () => {
+    const h = claimed()
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    h.changed.length = 0
+    h.hold(T, 'R1', 0)
+    expect(h.changed).toEqual([T])
+    expect(h.ask(T, 'R2').of(0)).toEqual(['R1', 'Seed'])
+    expect(h.ask(T, 'R3').of(0)).toEqual(['R1', 'Seed'])
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+  })
+
+  it('lets other requesters fetch other pieces of their window meanwhile', () => {
+    const h = setup()
+    h.announce('R1', 'R2')
+    h.task(T, 2)
+    // R1 claims piece 0 only (piece 1 is not published yet); R2 then gets piece 1 from the seed.
+    h.swarm.taskStarted({ taskId: T, pieceCount: 2 })
+    h.swarm.pieceDigestPublished({ taskId: T, index: 0 })
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    h.swarm.pieceDigestPublished({ taskId: T, index: 1 })
+    const v = h.ask(T, 'R2')
+    expect(v.of(0)).toEqual([])
+    expect(v.of(1)).toEqual(['Seed'])
+  })
+
+  it('offers the seed again when the claimant reports a failure, and wakes pollers', () => {
+    const h = claimed()
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    h.changed.length = 0
+    h.swarm.pieceResultsReported({ taskId: T, requester: 'R1', results: [{ index: 0, sourcePeerId: 'Seed', ok: false, code: 'DF_ERR_PEER_UNREACHABLE' }] })
+    expect(h.changed).toEqual([T])
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+  })
+
+  it('keeps the claim through a success until the held-piece report arrives, within a grace period', () => {
+    const h = claimed()
+    h.swarm.pieceResultsReported({ taskId: T, requester: 'R1', results: [{ index: 0, sourcePeerId: 'Seed', ok: true, bytes: 4 }] })
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+    // Without the grace the piece would have neither claim nor holder now, and R2 would get a second copy.
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    h.advance(C.SEED_ARRIVAL_GRACE_MS - 1)
+    expect(h.ask(T, 'R3').of(0)).toEqual([])
+    h.advance(1)
+    expect(h.ask(T, 'R3').of(0)).toEqual(['Seed'])
+  })
+
+  it(`expires a claim ${C.SEED_CLAIM_TTL_MS} ms after the claimant last polled`, () => {
+    const h = claimed({ sourceWaitLimitMs: 60_000 })
+    h.advance(C.SEED_CLAIM_TTL_MS - 1)
+    // A poll by the live claimant renews its claim.
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    h.advance(C.SEED_CLAIM_TTL_MS - 1)
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    // The claimant went silent (a crash): after the TTL, the seed is offered to the next requester.
+    h.advance(1)
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+  })
+
+  it(`offers the seed anyway to a requester that waited ${C.SOURCE_WAIT_LIMIT_MS} ms for a source, even at the seed's cap`, () => {
+    const h = claimed({ seedClaimTtlMs: 60_000, maxUploadsSeed: 1 })
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBe(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.swarm.msUntilWaitLimit(T, 'R1')).toBeUndefined()
+    h.advance(C.SOURCE_WAIT_LIMIT_MS - 1)
+    // Re-polling does not restart the wait.
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBe(1)
+    h.advance(1)
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBe(0)
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBeUndefined()
+    expect(h.swarm.inFlight('Seed')).toBe(2)
+  })
+
+  it('forgets a departed claimant\'s claims and waits, and wakes pollers', () => {
+    const h = claimed({ sourceWaitLimitMs: 60_000 })
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    h.changed.length = 0
+    h.swarm.peerLeft('R1')
+    expect(h.changed).toEqual([T])
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+    h.swarm.peerLeft('R3')
+    expect(h.swarm.msUntilWaitLimit(T, 'R3')).toBeUndefined()
+  })
+
+  it('spreads a herd of fresh pieces: each piece goes to one requester, and then peer to peer', () => {
+    const h = setup()
+    const herd = ['R1', 'R2', 'R3', 'R4', 'R5', 'R6']
+    h.announce(...herd)
+    h.swarm.taskStarted({ taskId: T, pieceCount: 6 })
+    // The seed publishes one piece at a time and every requester polls after each (as the long-poll
+    // does), in an order that varies as racing long-polls do. The first to poll claims the new piece.
+    for (let i = 0; i < 6; i++) {
+      h.swarm.pieceDigestPublished({ taskId: T, index: i })
+      for (let k = 0; k < herd.length; k++) h.ask(T, herd[(i + k) % herd.length]!)
+    }
+    // One seed upload per piece (not one per requester and piece), spread over the herd.
+    expect(h.swarm.inFlight('Seed')).toBe(6)
+    const fromSeed = herd.map(r => h.ask(T, r)).map(v => v.order.filter(i => v.first(i) === 'Seed').length)
+    expect(fromSeed.reduce((a, b) => a + b, 0)).toBe(6)
+    expect(fromSeed.filter(n => n > 0).length).toBeGreaterThan(1)
+    // R1 reports what it got: the others are sent to R1 for those pieces.
+    const got = herd.map(r => h.ask(T, r)).flatMap((v, k) => v.order.filter(i => v.first(i) === 'Seed').map(i => [herd[k]!, i] as const))
+    const [holder, piece] = got[0]!
+    h.hold(T, holder, piece)
+    const other = herd.find(r => r !== holder)!
+    expect(h.ask(T, other).first(piece)).toBe(holder)
   })
 })

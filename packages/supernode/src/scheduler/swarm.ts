@@ -2,7 +2,8 @@ import type { ErrorCode, PieceSource, TaskState } from '@damselfly/proto'
 import * as C from './constants.js'
 import { Holdings } from './holdings.js'
 import { peerStateOf, Standing, type PeerRecord, type PeerState } from './peer-state.js'
-import { orderPieces, rankSources, type PieceDemand, type SourceLoad } from './rank-sources.js'
+import { orderPieces, rankSources, spreadRank, type PieceDemand, type SeedGate, type SourceLoad } from './rank-sources.js'
+import { SeedClaims, SourceWaits } from './seed-fanout.js'
 import { UploadLedger } from './upload-ledger.js'
 
 /**
@@ -35,6 +36,16 @@ import { UploadLedger } from './upload-ledger.js'
  * live assignment (its fetch may already be running) unless that source is no longer eligible, or it
  * was the seed and a usable peer now holds the piece.
  *
+ * **Seed claims and waits** (the seed's fan-out rule, `rank-sources.ts`). Assigning a piece to the
+ * seed also records the requester's claim on that seed upload; at most `SEED_FANOUT_PER_PIECE`
+ * requesters hold live claims on one piece unless a requester has waited out
+ * `SOURCE_WAIT_LIMIT_MS`. A claim is renewed by its requester's polls and ends with the requester's
+ * failure result (which wakes pollers: the seed can be offered again), `SEED_ARRIVAL_GRACE_MS` after
+ * its success result, with its held-piece report, its departure, or `SEED_CLAIM_TTL_MS` after its
+ * last renewal. A requester told "no source yet" for a piece of its window has a wait recorded;
+ * `msUntilWaitLimit` tells the long-poll when the oldest one runs out, which is when the answer
+ * changes by time alone.
+ *
  * **Changes that alter what a poller would be told** (holdings, departures, quarantines, a source
  * being demoted) are announced through `onTaskChanged` once the event finished, which wakes the
  * task's long-pollers. Assignments and rate samples are not announced: they change on every poll and
@@ -60,6 +71,10 @@ export interface SwarmInit {
   strikeWindowMs?: number
   globalQuarantineMs?: number
   maxSourcesPerPiece?: number
+  seedFanoutPerPiece?: number
+  seedClaimTtlMs?: number
+  seedArrivalGraceMs?: number
+  sourceWaitLimitMs?: number
 }
 
 export interface SwarmComponents {
@@ -112,6 +127,8 @@ export class Swarm {
   /** taskId → peerId → end of that peer's quarantine for the task. */
   readonly #taskQuarantine = new Map<string, Map<string, number>>()
   readonly #uploads: UploadLedger
+  readonly #claims = new SeedClaims()
+  readonly #waits = new SourceWaits()
   readonly #changed = new Set<string>()
   #depth = 0
 
@@ -128,7 +145,11 @@ export class Swarm {
       globalQuarantineStrikes: init.globalQuarantineStrikes ?? C.GLOBAL_QUARANTINE_STRIKES,
       strikeWindowMs: init.strikeWindowMs ?? C.STRIKE_WINDOW_MS,
       globalQuarantineMs: init.globalQuarantineMs ?? C.GLOBAL_QUARANTINE_MS,
-      maxSourcesPerPiece: init.maxSourcesPerPiece ?? C.MAX_SOURCES_PER_PIECE
+      maxSourcesPerPiece: init.maxSourcesPerPiece ?? C.MAX_SOURCES_PER_PIECE,
+      seedFanoutPerPiece: init.seedFanoutPerPiece ?? C.SEED_FANOUT_PER_PIECE,
+      seedClaimTtlMs: init.seedClaimTtlMs ?? C.SEED_CLAIM_TTL_MS,
+      seedArrivalGraceMs: init.seedArrivalGraceMs ?? C.SEED_ARRIVAL_GRACE_MS,
+      sourceWaitLimitMs: init.sourceWaitLimitMs ?? C.SOURCE_WAIT_LIMIT_MS
     }
     this.#c = components
     this.#uploads = new UploadLedger({ assignmentTtlMs: this.#o.assignmentTtlMs, rateWindowMs: this.#o.rateWindowMs })
@@ -185,6 +206,15 @@ export class Swarm {
     return this.#uploads.rate(source, this.#c.now())
   }
 
+  /**
+   * Milliseconds until the requester's oldest "no source yet" for a piece of the task runs out (0 when
+   * it already has), or undefined when it waits for none: its long-poll should end by then.
+   */
+  msUntilWaitLimit (taskId: string, requester: string): number | undefined {
+    const since = this.#waits.earliest(taskId, requester)
+    return since === undefined ? undefined : Math.max(0, since + this.#o.sourceWaitLimitMs - this.#c.now())
+  }
+
   // ---- events ----
 
   /** A peer announced itself (idempotent; holdings survive a re-announce of a live peer). */
@@ -220,6 +250,8 @@ export class Swarm {
       const expired = [...this.#peers.values()].filter(p => now - p.lastSeen > this.#o.peerTtlMs).map(p => p.peerId)
       for (const peerId of expired) this.#removePeer(peerId)
       this.#uploads.expire(now)
+      this.#claims.prune(now)
+      this.#waits.prune(id => this.#peers.has(id))
       this.#standing.prune(now)
       for (const [taskId, q] of this.#taskQuarantine) {
         for (const [peerId, until] of q) if (until <= now) q.delete(peerId)
@@ -288,18 +320,23 @@ export class Swarm {
     this.#event(() => {
       this.#tasks.delete(e.taskId)
       this.#uploads.releaseWhere(a => a.taskId === e.taskId)
+      this.#claims.dropTask(e.taskId)
+      this.#waits.dropTask(e.taskId)
     })
   }
 
   /** A live peer verified and now serves pieces of a task (`pieceHeld`, batched). */
   piecesHeld (e: { taskId: string, peerId: string, indices: readonly number[] }): boolean {
-    return this.#event(() => {
+    return this.#event(now => {
       if (this.peer(e.peerId) === undefined) return false
       const t = this.#tasks.get(e.taskId)
       if (t?.state === 'failed') return true
       this.#holdings.add(e.taskId, e.peerId, e.indices)
       // Holding a piece ends the peer's transfer of it, whether or not it reported a result.
-      for (const index of e.indices) this.#uploads.release(e.taskId, index, e.peerId)
+      for (const index of e.indices) {
+        this.#uploads.release(e.taskId, index, e.peerId)
+        this.#claims.end(e.taskId, index, e.peerId, now)
+      }
       this.#changed.add(e.taskId)
       return true
     })
@@ -317,7 +354,9 @@ export class Swarm {
       if (t === undefined || t.state === 'failed') return []
       this.#uploads.expire(now)
       const requester = e.requester
-      const assigning = requester !== undefined && this.peer(requester) !== undefined
+      /** The requester when it is a live peer: only then are assignments, claims and waits recorded. */
+      const live = requester !== undefined && this.peer(requester) !== undefined ? requester : undefined
+      const assigning = live !== undefined
       const seed = this.#c.seed()
       const loads = new Map<string, SourceLoad | null>()
       const loadOf = (peerId: string): SourceLoad | null => {
@@ -339,17 +378,24 @@ export class Swarm {
         eligible.set(index, loadsHere)
         demands.push({ index, holders: loadsHere.length, held: requester !== undefined && set.has(requester) })
       }
-      // The requester's window: its lowest-indexed lacking pieces (it streams in order).
+      // The requester's window: its lowest-indexed lacking pieces (it streams in order). Ties inside
+      // it are broken per requester, so concurrent requesters start on different pieces.
       const window = new Set(demands.filter(d => !d.held).slice(0, assigning ? this.#o.assignmentWindow : 0).map(d => d.index))
+      if (requester !== undefined) for (const d of demands) if (window.has(d.index)) d.spread = spreadRank(requester, d.index)
 
       const plans: PiecePlan[] = []
+      const waiting: number[] = []
       for (const d of orderPieces(demands)) {
-        let sources = rankSources({ holders: eligible.get(d.index) ?? [], seed: seedLoad, failuresBeforeDemotion: this.#o.failuresBeforeDemotion, limit: this.#o.maxSourcesPerPiece })
-        if (requester !== undefined && window.has(d.index)) {
-          sources = this.#assign(e.taskId, d.index, requester, sources, now, id => id === seed.peerId ? seedLoad : loadOf(id))
+        const holders = eligible.get(d.index) ?? []
+        const gate = live !== undefined && !d.held ? this.#seedGate(e.taskId, d.index, live, window.has(d.index), holders, now) : undefined
+        let sources = rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: this.#o.failuresBeforeDemotion, limit: this.#o.maxSourcesPerPiece, gate })
+        if (live !== undefined && window.has(d.index)) {
+          if (sources.length === 0) waiting.push(d.index)
+          sources = this.#assign(e.taskId, d.index, live, sources, now, id => id === seed.peerId ? seedLoad : loadOf(id))
         }
         plans.push({ index: d.index, sources })
       }
+      if (live !== undefined) this.#waits.update(e.taskId, live, waiting, now)
       return plans
     })
   }
@@ -358,6 +404,8 @@ export class Swarm {
   pieceTransferSucceeded (e: { taskId: string, requester: string, index: number, source: string, bytes?: number | undefined }): void {
     this.#event(now => {
       this.#uploads.release(e.taskId, e.index, e.requester)
+      // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
+      if (e.source === this.#c.seed().peerId) this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
       if (e.source === e.requester || e.bytes === undefined || e.bytes <= 0) return
       this.#uploads.recordSuccess(e.source, e.bytes, now)
     })
@@ -372,6 +420,8 @@ export class Swarm {
   pieceTransferFailed (e: { taskId: string, requester: string, index: number, source: string, code?: string | undefined }): QuarantineStarted | undefined {
     return this.#event(now => {
       this.#uploads.release(e.taskId, e.index, e.requester)
+      // A failed seed transfer frees the piece's seed fan-out: requesters told "no source yet" may get it.
+      if (e.source === this.#c.seed().peerId && this.#claims.end(e.taskId, e.index, e.requester, now)) this.#changed.add(e.taskId)
       if (e.source === e.requester) return undefined
       if (e.code === DIGEST_MISMATCH_CODE && e.source !== this.#c.seed().peerId) return this.#quarantine(e.taskId, e.index, e.source, now)
       // Crossing the threshold changes rankings: tell pollers once, not on every further failure.
@@ -425,6 +475,19 @@ export class Swarm {
     return this.#uploads.load(peerId, p.addrs, this.#o.maxUploadsPerPeer, now)
   }
 
+  /** The seed's fan-out gate for a live requester and a piece it lacks (see `rank-sources.ts`). */
+  #seedGate (taskId: string, index: number, requester: string, inWindow: boolean, holders: readonly SourceLoad[], now: number): SeedGate {
+    const since = inWindow ? this.#waits.since(taskId, requester, index) : undefined
+    const assigned = this.#uploads.get(taskId, index, requester)
+    return {
+      assignedToHolder: assigned !== undefined && assigned.expiresAt > now && holders.some(h => h.peerId === assigned.source),
+      othersOnSeed: this.#claims.others(taskId, index, requester, now),
+      fanout: this.#o.seedFanoutPerPiece,
+      ownClaim: this.#claims.has(taskId, index, requester, now),
+      waitedOut: since !== undefined && now - since >= this.#o.sourceWaitLimitMs
+    }
+  }
+
   /**
    * Records (or keeps) the requester's assignment for one piece and returns the sources with the
    * assigned one first. `load` gives the reply's load snapshot, updated so later pieces see it.
@@ -436,11 +499,17 @@ export class Swarm {
     if (current !== undefined) {
       const kept = sources.find(s => s.peerId === current.source)
       // Keep a live assignment (the fetch may be running), unless it sits on the seed while a peer could serve.
-      if (kept !== undefined && !(kept.seed && !first.seed)) return [kept, ...sources.filter(s => s !== kept)]
+      if (kept !== undefined && !(kept.seed && !first.seed)) {
+        // A live seed assignment renews the requester's claim (its fetch may still be running).
+        if (kept.seed) this.#claims.set(taskId, index, requester, now + this.#o.seedClaimTtlMs)
+        return [kept, ...sources.filter(s => s !== kept)]
+      }
       const old = load(current.source)
       if (old !== null) old.inFlight--
     }
     this.#uploads.assign(taskId, index, requester, first.peerId, now)
+    if (first.seed) this.#claims.set(taskId, index, requester, now + this.#o.seedClaimTtlMs)
+    else this.#claims.end(taskId, index, requester, now)
     const snapshot = load(first.peerId)
     if (snapshot !== null) {
       snapshot.inFlight++
@@ -466,6 +535,8 @@ export class Swarm {
     for (const taskId of this.#holdings.dropPeer(peerId)) this.#changed.add(taskId)
     this.#uploads.releaseWhere(a => a.requester === peerId || a.source === peerId)
     this.#uploads.forget(peerId)
+    for (const taskId of this.#claims.dropRequester(peerId)) this.#changed.add(taskId)
+    this.#waits.dropRequester(peerId)
     return existed
   }
 
@@ -474,5 +545,7 @@ export class Swarm {
     this.#holdings.dropTask(taskId)
     this.#taskQuarantine.delete(taskId)
     this.#uploads.releaseWhere(a => a.taskId === taskId)
+    this.#claims.dropTask(taskId)
+    this.#waits.dropTask(taskId)
   }
 }
