@@ -72,7 +72,8 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
     const tasks: TaskDirectory = {
       registerTask: async (r, signal) => await client.registerTask({ digest: r.digest, url: r.url, peerId, ...(r.authorization === undefined ? {} : { headers: { authorization: r.authorization } }) }, signal),
       pollPieces: async (digest, since, waitMs, signal) => await client.pollPieces(digest, { peerId, since, waitMs }, signal),
-      reportPieces: (digest, indexes) => { pieceReporter.report(digest, indexes) }
+      reportPieces: (digest, indexes) => { pieceReporter.report(digest, indexes) },
+      reportPieceResults: (digest, results) => { pieceReporter.reportResults(digest, results) }
     }
     const fetcher = new Libp2pPieceFetcher(p2p)
     announcer = new Announcer({

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { dfError, layoutFor, pieceRange, sha256Of, type PieceSource, type PiecesResponse, type TaskInfo } from '@damselfly/proto'
+import { dfError, layoutFor, pieceRange, sha256Of, type PieceResult, type PieceSource, type PiecesResponse, type TaskInfo } from '@damselfly/proto'
 import { MemoryPieceCache } from '../storage/memory-piece-cache.js'
 import { openBlobDownload, type BlobDownloadComponents } from './blob-download.js'
+import { PEER_UPLOAD_CAP, rankSources } from './piece-scheduler.js'
 import type { PieceFetcher, TaskDirectory } from './ports.js'
 
 const MiB = 1024 * 1024
@@ -20,9 +21,10 @@ const seed: PieceSource = { peerId: 'QmSeed', addrs: ['/ip4/127.0.0.1/tcp/1'], s
 const peerA: PieceSource = { peerId: 'QmPeerA', addrs: ['/ip4/127.0.0.1/tcp/2'], seed: false }
 const self: PieceSource = { peerId: SELF, addrs: ['/ip4/127.0.0.1/tcp/3'], seed: false }
 
-function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?: PieceSource[], pollFails?: boolean } = {}): TaskDirectory & { reported: number[], polls: number } {
+function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?: PieceSource[], pollFails?: boolean, order?: number[] } = {}): TaskDirectory & { reported: number[], results: PieceResult[], polls: number } {
   const t = {
     reported: [] as number[],
+    results: [] as PieceResult[],
     polls: 0,
     registerTask: async () => task,
     pollPieces: async (_d: string, since: number, waitMs: number, signal: AbortSignal): Promise<PiecesResponse> => {
@@ -35,25 +37,34 @@ function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?:
           signal.addEventListener('abort', onAbort, { once: true })
         })
       }
-      return { task, version: 1, pieces: pieceDigests.map((digest, index) => ({ index, digest, sources: options.sources ?? [self, peerA, seed] })) }
+      const order = options.order ?? pieceDigests.map((_, i) => i)
+      return { task, version: 1, pieces: order.map(index => ({ index, digest: pieceDigests[index] as string, sources: options.sources ?? [self, peerA, seed] })) }
     },
-    reportPieces: (_d: string, indexes: number[]) => { t.reported.push(...indexes) }
+    reportPieces: (_d: string, indexes: number[]) => { t.reported.push(...indexes) },
+    reportPieceResults: (_d: string, results: PieceResult[]) => { t.results.push(...results) }
   }
   return t
 }
 
 /** Serves the true bytes, with per-piece delays and per-(peer,piece) corruption or failure; verifies like proto fetchPiece. */
-function fakeFetcher (bytes: Uint8Array, options: { delayMs?: (index: number) => number, corrupt?: (peerId: string, index: number) => boolean, fail?: (peerId: string, index: number) => boolean } = {}): PieceFetcher & { calls: Array<[string, number]> } {
+function fakeFetcher (bytes: Uint8Array, options: { delayMs?: (index: number) => number, corrupt?: (peerId: string, index: number) => boolean, fail?: (peerId: string, index: number) => boolean, useInto?: boolean } = {}): PieceFetcher & { calls: Array<[string, number]>, buffers: Set<ArrayBufferLike> } {
   const layout = layoutFor(bytes.byteLength)
   const f = {
     calls: [] as Array<[string, number]>,
-    fetchPiece: async (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }): Promise<Uint8Array> => {
+    buffers: new Set<ArrayBufferLike>(),
+    fetchPiece: async (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array): Promise<Uint8Array> => {
       f.calls.push([source.peerId, request.index])
       if (source.peerId === SELF) throw new Error('fetched from self')
       await new Promise(resolve => setTimeout(resolve, options.delayMs?.(request.index) ?? 0))
       if (options.fail?.(source.peerId, request.index) === true) throw dfError('DF_ERR_PEER_UNREACHABLE', 'gone')
+      signal.throwIfAborted()
       const r = pieceRange(layout, request.index)
-      const out = bytes.slice(r.start, r.end)
+      let out: Uint8Array = bytes.slice(r.start, r.end)
+      if (options.useInto === true && into !== undefined) {
+        f.buffers.add(into.buffer)
+        into.set(out)
+        out = into.subarray(0, out.byteLength)
+      }
       if (options.corrupt?.(source.peerId, request.index) === true) out[0] = (out[0] as number) ^ 0xff
       if (out.byteLength !== expected.size) throw dfError('DF_ERR_SIZE_MISMATCH', 'size')
       if (sha256Of(out) !== expected.digest) throw dfError('DF_ERR_PIECE_DIGEST_MISMATCH', 'digest')
@@ -86,27 +97,29 @@ describe('BlobDownload', () => {
     expect(fetcher.calls.every(([p]) => p === peerA.peerId)).toBe(true) // never self, peer before seed
   })
 
-  it('hands pieces to the reader before their (slow) cache writes finish, and completes only once all are durable', async () => {
+  it('streams pieces before their (slow) commits finish, and completes only once all are durable', async () => {
     const fx = blobFixture(10 * MiB + 123)
     const tasks = fakeTasks(fx.task, fx.pieceDigests)
     const cache = new MemoryPieceCache()
     const events: string[] = []
-    const write = cache.writePiece.bind(cache)
-    cache.writePiece = async (digest, layout, index, pieceDigest, bytes) => {
+    const commit = cache.commitPiece.bind(cache)
+    cache.commitPiece = async (digest, layout, index, pieceDigest) => {
       await new Promise(resolve => setTimeout(resolve, 150))
-      await write(digest, layout, index, pieceDigest, bytes)
-      events.push(`written ${index}`)
+      await commit(digest, layout, index, pieceDigest)
+      events.push(`committed ${index}`)
     }
     const c: BlobDownloadComponents = { tasks, fetcher: fakeFetcher(fx.bytes), cache, upstream: noUpstream }
     const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/v2/a/blobs/x', selfPeerId: SELF }, c, new AbortController().signal)
     const parts: Uint8Array[] = []
+    let offset = 0
     for await (const chunk of dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal)) {
-      events.push(`read ${parts.length}`)
+      events.push(`read ${Math.floor(offset / (4 * MiB))}`)
+      offset += chunk.byteLength
       parts.push(chunk)
     }
     expect(Buffer.concat(parts).equals(Buffer.from(fx.bytes))).toBe(true)
-    expect(events.indexOf('read 0')).toBeLessThan(events.indexOf('written 0'))
-    expect(events.indexOf('read 2')).toBeGreaterThan(events.indexOf('written 2')) // the last byte waits
+    expect(events.indexOf('read 0')).toBeLessThan(events.indexOf('committed 0'))
+    expect(events.indexOf('read 2')).toBeGreaterThan(events.indexOf('committed 2')) // the last byte waits
     expect((await cache.get(fx.digest))?.pieces.size).toBe(3)
     expect([...tasks.reported].sort()).toEqual([0, 1, 2])
   })
@@ -173,5 +186,118 @@ describe('BlobDownload', () => {
     const fx = blobFixture(1024)
     const tasks = { ...fakeTasks(fx.task, fx.pieceDigests), registerTask: async () => { throw dfError('DF_ERR_UPSTREAM_REJECTED', 'nope', { details: { status: 401 } }) } }
     await expect(openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, { tasks, fetcher: fakeFetcher(fx.bytes), cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)).rejects.toMatchObject({ code: 'DF_ERR_UPSTREAM_REJECTED' })
+  })
+  it('starts fetches in the order the supernode lists pieces (rarest first) and still streams in order', async () => {
+    const fx = blobFixture(22 * MiB) // 6 pieces
+    const order = [5, 3, 1, 0, 2, 4]
+    const fetcher = fakeFetcher(fx.bytes)
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, concurrency: 1 }, { tasks: fakeTasks(fx.task, fx.pieceDigests, { order }), fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(fetcher.calls.map(([, i]) => i)).toEqual(order)
+  })
+
+  it('keeps to the window: no fetch runs further than `window` pieces ahead of the reader', async () => {
+    const fx = blobFixture(22 * MiB)
+    const fetcher = fakeFetcher(fx.bytes)
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, window: 2, concurrency: 4 }, { tasks: fakeTasks(fx.task, fx.pieceDigests, { order: [5, 4, 3, 2, 1, 0] }), fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
+    const it = dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal)
+    await it.next()
+    expect(new Set(fetcher.calls.map(([, i]) => i))).toEqual(new Set([0, 1]))
+    await collect(it)
+  })
+
+  it('reports every fetch attempt\'s result to the scheduler, with codes for failures', async () => {
+    const fx = blobFixture(9 * MiB) // 3 pieces
+    const peerB: PieceSource = { peerId: 'QmPeerB', addrs: ['/ip4/127.0.0.1/tcp/4'], seed: false }
+    const tasks = fakeTasks(fx.task, fx.pieceDigests, { sources: [peerA, seed, peerB, self] })
+    const fetcher = fakeFetcher(fx.bytes, { corrupt: (p, i) => p === seed.peerId && i === 1, fail: (p, i) => p === peerA.peerId && i === 1 })
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, { tasks, fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(fetcher.calls.filter(([, i]) => i === 1).map(([p]) => p)).toEqual([peerA.peerId, seed.peerId, peerB.peerId])
+    const byIndex = (i: number): PieceResult[] => tasks.results.filter(r => r.index === i)
+    expect(byIndex(0)).toEqual([{ index: 0, sourcePeerId: peerA.peerId, ok: true, bytes: 4 * MiB, durationMs: expect.any(Number) as number }])
+    expect(byIndex(1)).toEqual([
+      { index: 1, sourcePeerId: peerA.peerId, ok: false, code: 'DF_ERR_PEER_UNREACHABLE' },
+      { index: 1, sourcePeerId: seed.peerId, ok: false, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' },
+      { index: 1, sourcePeerId: peerB.peerId, ok: true, bytes: 4 * MiB, durationMs: expect.any(Number) as number }
+    ])
+    expect(tasks.results.every(r => r.sourcePeerId !== SELF)).toBe(true)
+  })
+
+  it('reports no result for a fetch it aborted itself', async () => {
+    const fx = blobFixture(5 * MiB)
+    const tasks = fakeTasks(fx.task, fx.pieceDigests)
+    const fetcher = fakeFetcher(fx.bytes, { delayMs: () => 300 })
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, { tasks, fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
+    const abort = new AbortController()
+    const reading = collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, abort.signal))
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(fetcher.calls.length).toBeGreaterThan(0)
+    abort.abort()
+    await expect(reading).rejects.toBeDefined()
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(tasks.results).toEqual([])
+  })
+
+  it('receives into a few reused buffers and streams every piece from the cache, not from those buffers', async () => {
+    const fx = blobFixture(40 * MiB) // 10 pieces
+    const fetcher = fakeFetcher(fx.bytes, { useInto: true, delayMs: i => (i % 3) * 5 })
+    const cache = new MemoryPieceCache()
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, concurrency: 3 }, { tasks: fakeTasks(fx.task, fx.pieceDigests), fetcher, cache, upstream: noUpstream }, new AbortController().signal)
+    const chunks: Uint8Array[] = []
+    for await (const c of dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal)) chunks.push(c)
+    expect(Buffer.concat(chunks).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(fetcher.buffers.size).toBeLessThanOrEqual(3)
+    expect(chunks.every(c => !fetcher.buffers.has(c.buffer) && c.byteLength <= MiB)).toBe(true)
+    expect((await cache.get(fx.digest))?.pieces.size).toBe(10)
+  })
+
+  it('still streams verified bytes when the cache cannot stage them (full disk), caching nothing', async () => {
+    const fx = blobFixture(9 * MiB)
+    const cache = new MemoryPieceCache()
+    cache.stagePiece = async () => { throw new Error('ENOSPC') }
+    const tasks = fakeTasks(fx.task, fx.pieceDigests)
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, { tasks, fetcher: fakeFetcher(fx.bytes, { useInto: true }), cache, upstream: noUpstream }, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(tasks.reported).toEqual([])
+    expect(await cache.get(fx.digest)).toBeUndefined()
+  })
+
+  it('does not spin when the supernode answers a long poll at once without news', async () => {
+    const fx = blobFixture(5 * MiB)
+    let polls = 0
+    const tasks: TaskDirectory = {
+      registerTask: async () => fx.task,
+      pollPieces: async () => { polls++; return { task: fx.task, version: 7, pieces: [] } },
+      reportPieces: () => {}
+    }
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, pollWaitMs: 200 }, { tasks, fetcher: fakeFetcher(fx.bytes), cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
+    const abort = new AbortController()
+    const reading = collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, abort.signal))
+    await new Promise(resolve => setTimeout(resolve, 500))
+    abort.abort()
+    await expect(reading).rejects.toBeDefined()
+    expect(polls).toBeGreaterThanOrEqual(2)
+    expect(polls).toBeLessThanOrEqual(5)
+  })
+})
+
+describe('rankSources', () => {
+  const peerB: PieceSource = { peerId: 'QmPeerB', addrs: ['/ip4/127.0.0.1/tcp/4'], seed: false }
+  const ids = (l: PieceSource[]): string[] => l.map(s => s.peerId)
+
+  it('keeps the supernode\'s order and drops ourselves', () => {
+    expect(ids(rankSources([peerA, self, seed], SELF, () => 0))).toEqual([peerA.peerId, seed.peerId])
+    expect(ids(rankSources([seed, peerA], SELF))).toEqual([seed.peerId, peerA.peerId]) // no load known: as listed
+  })
+
+  it('puts a peer before a seed listed first when our own fetches do not saturate it and it has not failed us', () => {
+    expect(ids(rankSources([seed, peerA, peerB], SELF, () => 0))).toEqual([peerA.peerId, seed.peerId, peerB.peerId])
+    expect(ids(rankSources([seed, peerA, peerB], SELF, p => p === peerA.peerId ? PEER_UPLOAD_CAP : 0))).toEqual([peerB.peerId, seed.peerId, peerA.peerId])
+    expect(ids(rankSources([seed, peerA], SELF, () => 0, new Set([peerA.peerId])))).toEqual([seed.peerId, peerA.peerId])
+    expect(ids(rankSources([seed, peerA], SELF, () => PEER_UPLOAD_CAP))).toEqual([seed.peerId, peerA.peerId])
   })
 })

@@ -25,7 +25,10 @@ export interface BlobDownloadComponents {
   events?: DownloadEvents
 }
 
-/** Defaults: 4 pieces in flight within 8 pieces of the reader (≤ 32 MiB buffered at 4 MiB pieces). */
+/**
+ * Defaults: 4 pieces in flight within 8 pieces of the reader. Fetched pieces wait in the cache file,
+ * not in RAM, so the download holds 4 receive buffers (16 MiB at 4 MiB pieces) plus 1 MiB read chunks.
+ */
 const DEFAULTS = { concurrency: 4, window: 8, pollWaitMs: 10_000, maxRounds: 3, maxPollFailures: 3 }
 
 /**
@@ -86,23 +89,47 @@ export class BlobDownload {
       }, this.#c, signal)
       try {
         await scheduler.start()
-        for (let i = pieceIndexAt(layout, range.start); i <= pieceIndexAt(layout, end); i++) {
-          let bytes: Uint8Array
+        const lastPiece = pieceIndexAt(layout, end)
+        for (let i = pieceIndexAt(layout, range.start); i <= lastPiece; i++) {
+          const r = pieceRange(layout, i)
+          const from = Math.max(offset, r.start)
+          const to = Math.min(end + 1, r.end)
+          let chunks: AsyncIterable<Uint8Array>
           try {
-            bytes = await scheduler.piece(i)
+            const bytes = await scheduler.piece(i)
+            // In the cache (the usual case): streamed from the file (page cache) in 1 MiB reads, so a
+            // piece fetched ahead of the reader costs no RAM while it waits for its turn.
+            chunks = bytes === undefined ? this.#c.cache.readPieceBytes(digest, i, { start: from, end: to }) : once(bytes.subarray(from - r.start, to - r.start))
           } catch (err) {
             if (signal.aborted) throw err
             p2pError = err instanceof Error ? err : new Error(String(err))
             break
           }
-          const r = pieceRange(layout, i)
-          const slice = bytes.subarray(Math.max(offset, r.start) - r.start, Math.min(end + 1, r.end) - r.start)
-          digester?.update(slice)
-          offset += slice.byteLength
-          // Before the last byte: let the cache writes behind the reader finish, so a complete
-          // response leaves the blob cached and reported.
-          if (i === pieceIndexAt(layout, end)) await scheduler.settled()
-          yield slice
+          // Before the last byte: let the commits behind the reader finish, so a complete response
+          // leaves the blob cached and reported.
+          if (i === lastPiece) await scheduler.settled()
+          const iterator = chunks[Symbol.asyncIterator]()
+          try {
+            for (;;) {
+              let next: IteratorResult<Uint8Array>
+              try {
+                next = await iterator.next()
+              } catch (err) {
+                if (signal.aborted) throw err
+                p2pError = err instanceof Error ? err : new Error(String(err))
+                break
+              }
+              if (next.done === true) break
+              const slice = next.value
+              digester?.update(slice)
+              offset += slice.byteLength
+              yield slice
+            }
+          } finally {
+            // The reader left early (client gone): close the file the piece streams from.
+            if (p2pError === undefined) await iterator.return?.()
+          }
+          if (p2pError !== undefined) break
         }
       } finally {
         scheduler.stop()
@@ -129,6 +156,10 @@ export class BlobDownload {
       }
     }
   }
+}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
 }
 
 function definedOnly<T extends Record<string, number | undefined>> (o: T): Partial<Record<keyof T, number>> {

@@ -1,6 +1,10 @@
-import { dfError, isDfError, pieceRange, type PieceAvailability, type PieceLayout, type PieceSource } from '@damselfly/proto'
+import { performance } from 'node:perf_hooks'
+import { dfError, isDfError, pieceRange, type PieceAvailability, type PieceLayout, type PieceResult, type PieceSource } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory } from './ports.js'
+
+/** Pause after an early long-poll reply with no news: at most 5 polls a second per download. */
+const EARLY_REPLY_PAUSE_MS = 200
 
 export interface PieceSchedulerInit {
   digest: string
@@ -9,9 +13,9 @@ export interface PieceSchedulerInit {
   /** Inclusive piece index range this reader needs. */
   first: number
   last: number
-  /** Pieces fetched at once (the brief's "bounded concurrency"). */
+  /** Pieces fetched at once; also the number of piece receive buffers (the download's RAM bound). */
   concurrency: number
-  /** How far ahead of the reader's cursor fetches may run, in pieces (bounds memory). */
+  /** How far ahead of the reader's cursor fetches may run, in pieces. */
   window: number
   pollWaitMs: number
   /** Rounds of "every source failed" a piece may go through before P2P is given up. */
@@ -27,18 +31,45 @@ export interface PieceSchedulerComponents {
   events?: DownloadEvents
 }
 
-interface Deferred { resolve: (b: Uint8Array) => void, reject: (e: Error) => void }
+/**
+ * Where the reader finds a piece: `undefined` means "in the cache" (staged or held; stream it with
+ * `cache.readPieceBytes`), bytes mean the cache could not take it and the verified bytes are here.
+ */
+export type PieceLocation = Uint8Array | undefined
 
-/** Ranks sources: never ourselves, peers in the supernode's order, the seed last. */
-export function rankSources (sources: readonly PieceSource[], selfPeerId: string): PieceSource[] {
-  const others = sources.filter(s => s.peerId !== selfPeerId)
-  return [...others.filter(s => !s.seed), ...others.filter(s => s.seed)]
+interface Deferred { resolve: (b: PieceLocation) => void, reject: (e: Error) => void }
+
+/**
+ * Uploads a peer is trusted with at once; mirrors the supernode's MAX_UPLOADS_PER_PEER. Used only to
+ * judge whether our own fetches alone saturate a peer.
+ */
+export const PEER_UPLOAD_CAP = 4
+
+/**
+ * The sources to try for a piece, never ourselves, in the supernode's order: it ranks working holders
+ * by load and puts the seed first only when no peer holding the piece could serve at reply time. A
+ * reply is a snapshot, and the load that made the seed first is often our own earlier fetches, which
+ * have finished since (the next reply comes only after our held-piece report). So when the seed is
+ * first, the first listed peer that our own fetches do not saturate (`ownLoad` below the cap) and that
+ * has not failed us (`failed`) goes before it; the seed stays the fallback. This keeps pulls on peers
+ * and off the seed, which is what P2P is for.
+ */
+export function rankSources (sources: readonly PieceSource[], selfPeerId: string, ownLoad?: (peerId: string) => number, failed?: ReadonlySet<string>): PieceSource[] {
+  const list = sources.filter(s => s.peerId !== selfPeerId)
+  const first = list[0]
+  if (first === undefined || !first.seed || ownLoad === undefined) return list
+  const k = list.findIndex(s => !s.seed && failed?.has(s.peerId) !== true && ownLoad(s.peerId) < PEER_UPLOAD_CAP)
+  if (k <= 0) return list
+  return [list[k] as PieceSource, ...list.slice(0, k), ...list.slice(k + 1)]
 }
 
 /**
  * Drives the pieces of one blob range: long-polls availability, fetches up to `concurrency` missing
- * pieces inside a window ahead of the reader, writes each verified piece to the cache, reports it, and
- * hands pieces to the reader in whatever order they arrive (the reader asks for them in order).
+ * pieces inside a window ahead of the reader (in the order the supernode's reply lists them: rarest
+ * first), and stages each verified piece in the cache file, from where the reader streams it (page
+ * cache) when its turn comes. RAM therefore holds only the `concurrency` receive buffers, which are
+ * reused piece after piece. Staged pieces are committed (made durable) and reported behind the reader.
+ * Every fetch attempt's outcome is reported to the supernode's scheduler.
  * All state changes happen synchronously between awaits; `stop()` aborts everything in flight.
  */
 export class PieceScheduler {
@@ -46,17 +77,27 @@ export class PieceScheduler {
   readonly #c: PieceSchedulerComponents
   readonly #abort = new AbortController()
   readonly #avail = new Map<number, PieceAvailability>()
-  readonly #ready = new Map<number, Uint8Array>()
+  /** Position of each piece in the latest reply (the supernode's fetch order). */
+  readonly #order = new Map<number, number>()
+  /** Verified pieces the cache could not stage, kept for the reader (a failing disk must not fail a pull). */
+  readonly #memory = new Map<number, Uint8Array>()
+  /** Pieces the reader can stream from the cache. */
+  readonly #inCache = new Set<number>()
   readonly #waiters = new Map<number, Deferred>()
   readonly #inflight = new Set<number>()
   readonly #rounds = new Map<number, number>()
   readonly #notBefore = new Map<number, number>()
   readonly #pending = new Set<number>()
-  readonly #held = new Set<number>()
-  /** Cache writes still running: pieces are handed to the reader first, persisted and reported after. */
-  readonly #writes = new Set<Promise<void>>()
+  /** Our own fetches in flight per source peer, and the peers that failed us in this download. */
+  readonly #ownLoad = new Map<string, number>()
+  readonly #failedSources = new Set<string>()
+  /** Free receive buffers of `layout.pieceSize` bytes. */
+  readonly #pool: Uint8Array[] = []
+  /** Commits still running: pieces are streamed first, made durable and reported after. */
+  readonly #commits = new Set<Promise<void>>()
   #cursor: number
   #version = 0
+  #polling = false
   #error: Error | undefined
   #timer: NodeJS.Timeout | undefined
 
@@ -70,64 +111,85 @@ export class PieceScheduler {
 
   /** Loads what the cache already holds and starts polling. */
   async start (): Promise<void> {
-    const cached = await this.#c.cache.get(this.#init.digest)
-    for (let i = this.#init.first; i <= this.#init.last; i++) {
-      if (cached?.pieces.has(i) === true) this.#held.add(i)
+    const { digest, first, last } = this.#init
+    const cached = await this.#c.cache.get(digest)
+    for (let i = first; i <= last; i++) {
+      if (cached?.pieces.has(i) === true || this.#c.cache.hasPieceBytes(digest, i)) this.#inCache.add(i)
       else this.#pending.add(i)
     }
-    if (this.#pending.size > 0) void this.#pollLoop()
+    this.#startPolling()
   }
 
   stop (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
     this.#abort.abort(new Error('piece scheduler stopped'))
     this.#fail(dfError('DF_ERR_SHUTTING_DOWN', 'download stopped'))
+    this.#pool.length = 0
+    this.#memory.clear()
   }
 
   /**
-   * Resolves once every cache write started so far has finished (written and reported, or failed).
+   * Resolves once every commit started so far has finished (durable and reported, or failed).
    * The reader awaits this before its last byte, so a completed response means a cached blob.
    */
   async settled (): Promise<void> {
-    while (this.#writes.size > 0) await Promise.all([...this.#writes])
+    while (this.#commits.size > 0) await Promise.all([...this.#commits])
   }
 
-  /** The verified bytes of piece `index`; the reader calls this in ascending order. */
-  async piece (index: number): Promise<Uint8Array> {
+  /**
+   * Waits until piece `index` is verified and readable; the reader calls this in ascending order.
+   * Resolves to `undefined` when the piece is in the cache, or to its bytes when only RAM has it.
+   */
+  async piece (index: number): Promise<PieceLocation> {
     this.#cursor = index
-    if (this.#held.has(index)) {
-      const bytes = await this.#c.cache.readPiece(this.#init.digest, index)
-      if (bytes !== undefined) { this.#pump(); return bytes }
-      this.#held.delete(index) // vanished from the cache (dropped concurrently): fetch it
-      this.#pending.add(index)
-      if (this.#pending.size === 1) void this.#pollLoop()
-    }
-    const ready = this.#ready.get(index)
-    if (ready !== undefined) {
-      this.#ready.delete(index)
+    if (this.#inCache.has(index)) { this.#pump(); return undefined }
+    const bytes = this.#memory.get(index)
+    if (bytes !== undefined) {
+      this.#memory.delete(index)
       this.#pump()
-      return ready
+      return bytes
     }
-    if (this.#error !== undefined) throw this.#error
-    const promise = new Promise<Uint8Array>((resolve, reject) => { this.#waiters.set(index, { resolve, reject }) })
+    // After a failure, pieces still in flight may complete; anything else will not.
+    if (this.#error !== undefined && !this.#inflight.has(index)) throw this.#error
+    const promise = new Promise<PieceLocation>((resolve, reject) => { this.#waiters.set(index, { resolve, reject }) })
     this.#pump()
     return await promise
   }
 
+  #startPolling (): void {
+    if (this.#polling || this.#pending.size === 0) return
+    this.#polling = true
+    void this.#pollLoop().finally(() => { this.#polling = false })
+  }
+
   async #pollLoop (): Promise<void> {
     const signal = this.#abort.signal
+    const { pollWaitMs } = this.#init
     let failures = 0
     while (!signal.aborted && this.#error === undefined && this.#pending.size > 0) {
+      const since = this.#version
+      const waitMs = since === 0 ? 0 : pollWaitMs
+      const asked = Date.now()
       try {
-        const res = await this.#c.tasks.pollPieces(this.#init.digest, this.#version, this.#version === 0 ? 0 : this.#init.pollWaitMs, signal)
+        const res = await this.#c.tasks.pollPieces(this.#init.digest, since, waitMs, signal)
         failures = 0
         this.#version = res.version
-        for (const p of res.pieces) this.#avail.set(p.index, p)
+        this.#order.clear()
+        for (let k = 0; k < res.pieces.length; k++) {
+          const p = res.pieces[k] as PieceAvailability
+          this.#avail.set(p.index, p)
+          this.#order.set(p.index, k)
+        }
         if (res.task.state === 'failed') {
           this.#fail(dfError('DF_ERR_TASK_FAILED', `task ${this.#init.digest} failed at the supernode`))
           return
         }
         this.#pump()
+        // An answer without news that came back early must not turn this loop into a busy one. The
+        // pause stays short because the supernode also ends a poll early on purpose, when a piece's
+        // wait for a peer source runs out and the seed becomes eligible (scheduler SOURCE_WAIT_LIMIT_MS).
+        if (since !== 0 && res.version === since && Date.now() - asked < waitMs / 2) await sleep(Math.min(EARLY_REPLY_PAUSE_MS, waitMs), signal)
       } catch (err) {
         if (signal.aborted) return
         failures++
@@ -142,18 +204,26 @@ export class PieceScheduler {
 
   #pump (): void {
     if (this.#error !== undefined || this.#abort.signal.aborted) return
+    const { digest, last, window, concurrency, selfPeerId } = this.#init
     const now = Date.now()
     let earliest = Infinity
-    const end = Math.min(this.#init.last, this.#cursor + this.#init.window - 1)
-    // Writes behind the network (a slow disk) hold piece buffers too: bound them with the window.
-    const slots = Math.min(this.#init.concurrency, this.#init.window - this.#writes.size)
-    for (let i = this.#cursor; i <= end && this.#inflight.size < slots; i++) {
+    const end = Math.min(last, this.#cursor + window - 1)
+    const candidates: number[] = []
+    for (let i = this.#cursor; i <= end; i++) {
       if (!this.#pending.has(i) || this.#inflight.has(i)) continue
+      // Another download of the same blob (a second client) may have staged it meanwhile.
+      if (this.#c.cache.hasPieceBytes(digest, i)) { this.#pending.delete(i); this.#readable(i); continue }
       const a = this.#avail.get(i)
-      if (a === undefined || rankSources(a.sources, this.#init.selfPeerId).length === 0) continue
+      if (a === undefined || rankSources(a.sources, selfPeerId).length === 0) continue
       const nb = this.#notBefore.get(i) ?? 0
       if (nb > now) { earliest = Math.min(earliest, nb); continue }
-      void this.#fetch(i, a)
+      candidates.push(i)
+    }
+    // Inside the window, start fetches in the supernode's order (rarest first), not by index.
+    candidates.sort((x, y) => (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
+    for (const i of candidates) {
+      if (this.#inflight.size >= concurrency) break
+      void this.#fetch(i, this.#avail.get(i) as PieceAvailability)
     }
     if (earliest !== Infinity && this.#timer === undefined) {
       this.#timer = setTimeout(() => { this.#timer = undefined; this.#pump() }, earliest - now)
@@ -165,26 +235,34 @@ export class PieceScheduler {
     const signal = this.#abort.signal
     this.#inflight.add(index)
     const expected = { size: pieceRange(layout, index).length, digest: a.digest }
+    const buffer = this.#pool.pop() ?? Buffer.allocUnsafeSlow(layout.pieceSize)
     let lastError: Error = dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest}: no source`)
+    let pooled = true
     try {
-      for (const source of rankSources(a.sources, selfPeerId)) {
+      const load = (peerId: string): number => this.#ownLoad.get(peerId) ?? 0
+      for (const source of rankSources(a.sources, selfPeerId, load, this.#failedSources)) {
         let bytes: Uint8Array
+        const began = performance.now()
+        this.#ownLoad.set(source.peerId, load(source.peerId) + 1)
         try {
-          bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal)
+          bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal, buffer)
         } catch (err) {
           if (signal.aborted) return
           lastError = asError(err)
+          this.#failedSources.add(source.peerId)
+          const code = isDfError(err) ? err.code : 'DF_ERR_PROTOCOL'
+          this.#result({ index, sourcePeerId: source.peerId, ok: false, code })
           const info = { index, peerId: source.peerId, error: lastError }
           // Only a SHA-256 mismatch is a verify failure; a short or broken stream is a source failure.
-          if (isDfError(err) && err.code === 'DF_ERR_PIECE_DIGEST_MISMATCH') this.#c.events?.verifyFailure?.(info)
+          if (code === 'DF_ERR_PIECE_DIGEST_MISMATCH') this.#c.events?.verifyFailure?.(info)
           else this.#c.events?.sourceFailure?.(info)
           continue
+        } finally {
+          this.#ownLoad.set(source.peerId, load(source.peerId) - 1)
         }
+        this.#result({ index, sourcePeerId: source.peerId, ok: true, bytes: bytes.byteLength, durationMs: Math.round(performance.now() - began) })
         this.#c.events?.pieceReceived?.(bytes.byteLength, source.seed ? 'supernode' : 'peer')
-        // The reader gets the piece now; the durable write (data sync, sidecar) runs behind it so the
-        // disk's latency is not added to every piece. It is reported only once it is durable.
-        this.#deliver(index, bytes)
-        this.#persist(index, a.digest, bytes)
+        pooled = await this.#stage(index, a.digest, bytes)
         return
       }
       const rounds = (this.#rounds.get(index) ?? 0) + 1
@@ -195,45 +273,92 @@ export class PieceScheduler {
       }
       this.#notBefore.set(index, Date.now() + 200 * rounds)
     } finally {
+      if (pooled && !signal.aborted) this.#pool.push(buffer)
       this.#inflight.delete(index)
+      const w = this.#waiters.get(index)
+      if (this.#error !== undefined && w !== undefined) {
+        this.#waiters.delete(index)
+        w.reject(this.#error)
+      }
       this.#pump()
     }
   }
 
-  #persist (index: number, pieceDigest: string, bytes: Uint8Array): void {
+  /**
+   * Writes a verified piece to the cache file and makes it readable there; its commit (data flush,
+   * metadata) and report run behind the reader. Returns whether `bytes` may be reused; when the cache
+   * cannot take the piece, the reader gets these bytes instead.
+   */
+  async #stage (index: number, pieceDigest: string, bytes: Uint8Array): Promise<boolean> {
     const { digest, layout } = this.#init
-    const write = (async () => {
+    try {
+      await this.#c.cache.stagePiece(digest, layout, index, bytes)
+    } catch {
+      if (this.#abort.signal.aborted) return false
+      // A full or failing disk must not fail the pull: the verified bytes still go to the client.
+      this.#pending.delete(index)
+      this.#deliver(index, bytes)
+      return false
+    }
+    if (this.#abort.signal.aborted) return true
+    this.#pending.delete(index)
+    this.#readable(index)
+    // Reported as soon as it is staged: the bytes are verified and readable from the file, which is
+    // all a peer needs (it verifies again). Waiting for the commit's flush would keep a cold herd on
+    // the seed for a flush time per piece. Durability only matters for this node's own restart.
+    this.#c.tasks.reportPieces(digest, [index])
+    const commit = (async () => {
       try {
-        await this.#c.cache.writePiece(digest, layout, index, pieceDigest, bytes)
-        this.#c.tasks.reportPieces(digest, [index])
+        await this.#c.cache.commitPiece(digest, layout, index, pieceDigest)
       } catch {
-        // A full or failing disk must not fail the pull: the verified bytes still go to the client.
+        // Not durable: after a restart this node re-reports only committed pieces; the client and
+        // any peer already got verified bytes.
       }
     })()
-    this.#writes.add(write)
-    void write.finally(() => {
-      this.#writes.delete(write)
-      this.#pump()
-    })
+    this.#commits.add(commit)
+    void commit.finally(() => { this.#commits.delete(commit) })
+    return true
+  }
+
+  #result (r: PieceResult): void {
+    try {
+      this.#c.tasks.reportPieceResults?.(this.#init.digest, [r])
+    } catch {
+      // Reporting is advisory; it never fails a pull.
+    }
+  }
+
+  #readable (index: number): void {
+    this.#inCache.add(index)
+    const w = this.#waiters.get(index)
+    if (w !== undefined) {
+      this.#waiters.delete(index)
+      w.resolve(undefined)
+    }
   }
 
   #deliver (index: number, bytes: Uint8Array): void {
-    this.#pending.delete(index)
     const w = this.#waiters.get(index)
     if (w !== undefined) {
       this.#waiters.delete(index)
       w.resolve(bytes)
     } else {
-      this.#ready.set(index, bytes)
+      this.#memory.set(index, bytes)
     }
   }
 
+  /**
+   * Stops starting fetches. Readers waiting on pieces not in flight get `err` now; pieces in flight
+   * may still land (the reader takes them, then gets `err` at the first piece that cannot come).
+   */
   #fail (err: Error): void {
     if (this.#error !== undefined) return
     this.#error = err
-    for (const w of this.#waiters.values()) w.reject(err)
-    this.#waiters.clear()
-    this.#ready.clear()
+    for (const [index, w] of [...this.#waiters]) {
+      if (this.#inflight.has(index) && !this.#abort.signal.aborted) continue
+      this.#waiters.delete(index)
+      w.reject(err)
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import type { PieceSource, PiecesResponse, TaskInfo } from '@damselfly/proto'
+import type { PieceResult, PieceSource, PiecesResponse, TaskInfo } from '@damselfly/proto'
 
 /**
  * The ports the blob download depends on. The domain (blob-download.ts) sees only these; the adapters
@@ -13,11 +13,19 @@ export interface TaskDirectory {
   pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal) => Promise<PiecesResponse>
   /** Tells the supernode this peer now serves these pieces (fire and forget; the adapter batches). */
   reportPieces: (digest: string, indexes: number[]) => void
+  /**
+   * Tells the supernode how piece transfers went (fire and forget; the adapter batches them with the
+   * held-piece reports). One result per fetch attempt that ended other than by our own abort.
+   */
+  reportPieceResults?: (digest: string, results: PieceResult[]) => void
 }
 
-/** Fetches one piece from one source and verifies it against `expected.digest`, or throws a DfError. */
+/**
+ * Fetches one piece from one source and verifies it against `expected.digest`, or throws a DfError.
+ * With `into`, the bytes may be received into it (the result is then a view of it; the caller owns both).
+ */
 export interface PieceFetcher {
-  fetchPiece: (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal) => Promise<Uint8Array>
+  fetchPiece: (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array) => Promise<Uint8Array>
 }
 
 /** Byte stream of the blob straight from the upstream registry, starting at `offset` (end inclusive). */

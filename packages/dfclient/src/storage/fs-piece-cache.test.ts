@@ -67,4 +67,38 @@ describe('FsPieceCache', () => {
     expect(await cache.get(digest)).toBeUndefined()
     expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([])
   })
+  it('stages pieces readable at once but held only after a (shared) commit, and forgets them on drop', async () => {
+    const cache = await FsPieceCache.open(dir)
+    await cache.stagePiece(digest, layout, 1, piece(1))
+    expect(cache.hasPieceBytes(digest, 1)).toBe(true)
+    expect(await cache.get(digest)).toBeUndefined() // staged is not held
+    const r = pieceRange(layout, 1)
+    const parts: Uint8Array[] = []
+    for await (const c of cache.readPieceBytes(digest, 1, { start: r.start + 5, end: r.end, chunkSize: MiB })) parts.push(c)
+    expect(parts.every(p => p.byteLength <= MiB)).toBe(true)
+    expect(Buffer.concat(parts).equals(Buffer.from(piece(1).subarray(5)))).toBe(true)
+    await expect((async () => { for await (const c of cache.readPieceBytes(digest, 1, { heldOnly: true })) void c })()).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' })
+
+    await cache.stagePiece(digest, layout, 0, piece(0))
+    await Promise.all([cache.commitPiece(digest, layout, 0, sha256Of(piece(0))), cache.commitPiece(digest, layout, 1, sha256Of(piece(1)))])
+    expect([...(await cache.get(digest))?.pieces.keys() ?? []].sort()).toEqual([0, 1])
+    await expect(cache.commitPiece(digest, layout, 2, sha256Of(piece(2)))).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' }) // never staged
+
+    await cache.stagePiece(digest, layout, 2, piece(2))
+    await cache.drop(digest)
+    expect(cache.hasPieceBytes(digest, 2)).toBe(false)
+    await expect(cache.commitPiece(digest, layout, 2, sha256Of(piece(2)))).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' })
+    expect(await cache.get(digest)).toBeUndefined()
+    await cache.close()
+    const reopened = await FsPieceCache.open(dir)
+    expect(await reopened.get(digest)).toBeUndefined()
+  })
+
+  it('a stage racing with a drop never makes the old bytes look staged', async () => {
+    const cache = await FsPieceCache.open(dir)
+    const staging = cache.stagePiece(digest, layout, 0, piece(0))
+    void cache.drop(digest)
+    await expect(staging).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' })
+    expect(cache.hasPieceBytes(digest, 0)).toBe(false)
+  })
 })

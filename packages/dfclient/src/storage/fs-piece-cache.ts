@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline, type Readable } from 'node:stream'
 import { dfError, layoutFor, parseDigest, pieceRange, type PieceLayout } from '@damselfly/proto'
-import type { CachedBlob, PieceCache } from './piece-cache.js'
+import type { CachedBlob, PieceBytesOptions, PieceCache } from './piece-cache.js'
 import { planVerifiedRead, VerifyingStream } from './verified-read.js'
 
 /**
@@ -26,6 +26,18 @@ interface Entry {
   pieces: Map<number, string>
 }
 
+interface PendingCommit {
+  index: number
+  pieceDigest: string
+  layout: PieceLayout
+  epoch: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/** Default chunk of `readPieceBytes`: one threadpool read per MiB, little held per reader. */
+const PIECE_READ_CHUNK = 1024 * 1024
+
 /**
  * Piece cache on the local filesystem: one data file per blob at `blobs/<alg>/<hex>` (pieces written at
  * their offset) and a JSON sidecar `blobs/<alg>/<hex>.json` listing the held pieces and their digests.
@@ -41,6 +53,13 @@ export class FsPieceCache implements PieceCache {
   readonly #root: string
   readonly #blobs = new Map<string, Entry>()
   readonly #locks = new Map<string, Promise<unknown>>()
+  /** Pieces written at their offset but not yet durable/held, per blob. Cleared by `drop`. */
+  readonly #staged = new Map<string, Set<number>>()
+  /** Bumped by `drop`, so a stage or commit that raced with it does not record a piece of the old file. */
+  readonly #epochs = new Map<string, number>()
+  readonly #toCommit = new Map<string, PendingCommit[]>()
+  /** Layout of blobs with staged pieces but no held one yet (so staged bytes can be read). */
+  readonly #stagedLayout = new Map<string, PieceLayout>()
   /** Configured quota in bytes (recorded; eviction is not implemented yet). */
   readonly quotaBytes: number | undefined
 
@@ -106,29 +125,116 @@ export class FsPieceCache implements PieceCache {
   }
 
   async writePiece (digest: string, layout: PieceLayout, index: number, pieceDigest: string, bytes: Uint8Array): Promise<void> {
+    if (this.#blobs.get(digest)?.pieces.has(index) === true) return
+    await this.stagePiece(digest, layout, index, bytes)
+    await this.commitPiece(digest, layout, index, pieceDigest)
+  }
+
+  async stagePiece (digest: string, layout: PieceLayout, index: number, bytes: Uint8Array): Promise<void> {
     const range = pieceRange(layout, index)
     if (bytes.byteLength !== range.length) throw new RangeError(`piece ${index} of ${digest}: ${bytes.byteLength} bytes, expected ${range.length}`)
-    await this.#locked(digest, async () => {
-      const existing = this.#blobs.get(digest)
-      if (existing?.pieces.has(index) === true) return
-      const p = this.#paths(digest)
-      await mkdir(p.dir, { recursive: true })
-      const fh = await open(p.data, constants.O_RDWR | constants.O_CREAT, 0o644)
-      try {
-        let written = 0
-        while (written < bytes.byteLength) {
-          const r = await fh.write(bytes, written, bytes.byteLength - written, range.start + written)
-          written += r.bytesWritten
-        }
-        await fh.datasync()
-      } finally {
-        await fh.close()
+    if (this.#blobs.get(digest)?.pieces.has(index) === true) return
+    const epoch = this.#epoch(digest)
+    const p = this.#paths(digest)
+    await mkdir(p.dir, { recursive: true })
+    const fh = await open(p.data, constants.O_RDWR | constants.O_CREAT, 0o644)
+    try {
+      let written = 0
+      while (written < bytes.byteLength) {
+        const r = await fh.write(bytes, written, bytes.byteLength - written, range.start + written)
+        written += r.bytesWritten
       }
+    } finally {
+      await fh.close()
+    }
+    if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was written`)
+    let staged = this.#staged.get(digest)
+    if (staged === undefined) { staged = new Set(); this.#staged.set(digest, staged) }
+    staged.add(index)
+    if (!this.#stagedLayout.has(digest)) this.#stagedLayout.set(digest, layout)
+  }
+
+  async commitPiece (digest: string, layout: PieceLayout, index: number, pieceDigest: string): Promise<void> {
+    const epoch = this.#epoch(digest)
+    let queue = this.#toCommit.get(digest)
+    if (queue === undefined) { queue = []; this.#toCommit.set(digest, queue) }
+    const done = new Promise<void>((resolve, reject) => { queue.push({ index, pieceDigest, layout, epoch, resolve, reject }) })
+    // Every commit queued before this flush runs shares its one data flush and sidecar write.
+    void this.#locked(digest, async () => { await this.#flushCommits(digest) }).catch(() => undefined)
+    await done
+  }
+
+  async #flushCommits (digest: string): Promise<void> {
+    const batch = this.#toCommit.get(digest)
+    if (batch === undefined || batch.length === 0) return
+    this.#toCommit.delete(digest)
+    const staged = this.#staged.get(digest)
+    const existing = this.#blobs.get(digest)
+    const valid: PendingCommit[] = []
+    for (const c of batch) {
+      if (existing?.pieces.has(c.index) === true) c.resolve()
+      else if (c.epoch !== this.#epoch(digest) || staged?.has(c.index) !== true) c.reject(dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${c.index} of ${digest} is not staged`))
+      else valid.push(c)
+    }
+    if (valid.length === 0) return
+    try {
+      const p = this.#paths(digest)
+      const fh = await open(p.data, constants.O_RDWR)
+      try { await fh.datasync() } finally { await fh.close() }
+      const layout = existing?.layout ?? (valid[0] as PendingCommit).layout
       const pieces = new Map(existing?.pieces ?? [])
-      pieces.set(index, pieceDigest)
+      for (const c of valid) pieces.set(c.index, c.pieceDigest)
       await writeAtomically(p.sidecar, JSON.stringify({ digest, size: layout.size, pieces: Object.fromEntries(pieces) } satisfies Sidecar))
-      this.#blobs.set(digest, { digest, layout: existing?.layout ?? layout, pieces })
-    })
+      this.#blobs.set(digest, { digest, layout, pieces })
+      for (const c of valid) staged?.delete(c.index)
+      if (staged?.size === 0) this.#staged.delete(digest)
+      for (const c of valid) c.resolve()
+    } catch (err) {
+      for (const c of valid) c.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  layoutOf (digest: string): PieceLayout | undefined {
+    return this.#blobs.get(digest)?.layout ?? this.#stagedLayout.get(digest)
+  }
+
+  hasPieceBytes (digest: string, index: number): boolean {
+    return this.#readable(digest, index, false)
+  }
+
+  #readable (digest: string, index: number, heldOnly: boolean): boolean {
+    return this.#blobs.get(digest)?.pieces.has(index) === true || (!heldOnly && this.#staged.get(digest)?.has(index) === true)
+  }
+
+  async * readPieceBytes (digest: string, index: number, options: PieceBytesOptions = {}): AsyncGenerator<Uint8Array> {
+    const e = this.#blobs.get(digest)
+    const layout = e?.layout ?? this.#stagedLayout.get(digest)
+    if (layout === undefined || !this.#readable(digest, index, options.heldOnly === true)) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest} is not held`)
+    const piece = pieceRange(layout, index)
+    const start = options.start ?? piece.start
+    const end = options.end ?? piece.end
+    const chunkSize = options.chunkSize ?? PIECE_READ_CHUNK
+    if (start < piece.start || end > piece.end || start > end) throw new RangeError(`bytes ${start}-${end} are not inside piece ${index} of ${digest}`)
+    const epoch = this.#epoch(digest)
+    const fh = await open(this.#paths(digest).data, 'r')
+    try {
+      for (let pos = start; pos < end;) {
+        const n = Math.min(chunkSize, end - pos)
+        const buf = Buffer.allocUnsafeSlow(n)
+        let got = 0
+        while (got < n) {
+          const r = await fh.read(buf, got, n - got, pos + got)
+          if (r.bytesRead === 0) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} data ends before byte ${pos + got}`)
+          got += r.bytesRead
+        }
+        // Dropped (or replaced) while reading: these bytes may belong to another file.
+        if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was read`)
+        pos += n
+        yield buf
+      }
+    } finally {
+      await fh.close()
+    }
   }
 
   async readPiece (digest: string, index: number): Promise<Uint8Array | undefined> {
@@ -165,12 +271,19 @@ export class FsPieceCache implements PieceCache {
   }
 
   async drop (digest: string): Promise<void> {
+    this.#epochs.set(digest, this.#epoch(digest) + 1)
+    this.#staged.delete(digest)
+    this.#stagedLayout.delete(digest)
     await this.#locked(digest, async () => {
       this.#blobs.delete(digest)
       const p = this.#paths(digest)
       await rm(p.sidecar, { force: true })
       await rm(p.data, { force: true })
     })
+  }
+
+  #epoch (digest: string): number {
+    return this.#epochs.get(digest) ?? 0
   }
 
   async list (): Promise<CachedBlob[]> {

@@ -1,11 +1,13 @@
 import { pipeline, Readable } from 'node:stream'
 import { dfError, pieceRange, type PieceLayout } from '@damselfly/proto'
-import type { CachedBlob, PieceCache } from './piece-cache.js'
+import type { CachedBlob, PieceBytesOptions, PieceCache } from './piece-cache.js'
 import { planVerifiedRead, VerifyingStream } from './verified-read.js'
+
+const PIECE_READ_CHUNK = 1024 * 1024
 
 /** In-memory PieceCache for tests and fakes: same contract, no durability. */
 export class MemoryPieceCache implements PieceCache {
-  readonly #blobs = new Map<string, { layout: PieceLayout, pieces: Map<number, string>, data: Uint8Array }>()
+  readonly #blobs = new Map<string, { layout: PieceLayout, pieces: Map<number, string>, staged: Set<number>, data: Uint8Array }>()
 
   async get (digest: string): Promise<CachedBlob | undefined> {
     const b = this.#blobs.get(digest)
@@ -13,11 +15,51 @@ export class MemoryPieceCache implements PieceCache {
   }
 
   async writePiece (digest: string, layout: PieceLayout, index: number, pieceDigest: string, bytes: Uint8Array): Promise<void> {
+    if (this.#blobs.get(digest)?.pieces.has(index) === true) return
+    await this.stagePiece(digest, layout, index, bytes)
+    await this.commitPiece(digest, layout, index, pieceDigest)
+  }
+
+  async stagePiece (digest: string, layout: PieceLayout, index: number, bytes: Uint8Array): Promise<void> {
+    const r = pieceRange(layout, index)
+    if (bytes.byteLength !== r.length) throw new RangeError(`piece ${index} of ${digest}: ${bytes.byteLength} bytes, expected ${r.length}`)
     let b = this.#blobs.get(digest)
-    if (b === undefined) { b = { layout, pieces: new Map(), data: new Uint8Array(layout.size) }; this.#blobs.set(digest, b) }
+    if (b === undefined) { b = { layout, pieces: new Map(), staged: new Set(), data: new Uint8Array(layout.size) }; this.#blobs.set(digest, b) }
     if (b.pieces.has(index)) return
-    b.data.set(bytes, pieceRange(layout, index).start)
+    b.data.set(bytes, r.start)
+    b.staged.add(index)
+  }
+
+  async commitPiece (digest: string, _layout: PieceLayout, index: number, pieceDigest: string): Promise<void> {
+    const b = this.#blobs.get(digest)
+    if (b?.pieces.has(index) === true) return
+    if (b?.staged.has(index) !== true) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest} is not staged`)
+    b.staged.delete(index)
     b.pieces.set(index, pieceDigest)
+  }
+
+  layoutOf (digest: string): PieceLayout | undefined {
+    return this.#blobs.get(digest)?.layout
+  }
+
+  hasPieceBytes (digest: string, index: number): boolean {
+    const b = this.#blobs.get(digest)
+    return b !== undefined && (b.pieces.has(index) || b.staged.has(index))
+  }
+
+  async * readPieceBytes (digest: string, index: number, options: PieceBytesOptions = {}): AsyncGenerator<Uint8Array> {
+    const b = this.#blobs.get(digest)
+    if (b === undefined || !(b.pieces.has(index) || (options.heldOnly !== true && b.staged.has(index)))) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest} is not held`)
+    const piece = pieceRange(b.layout, index)
+    const start = options.start ?? piece.start
+    const end = options.end ?? piece.end
+    const chunkSize = options.chunkSize ?? PIECE_READ_CHUNK
+    if (start < piece.start || end > piece.end || start > end) throw new RangeError(`bytes ${start}-${end} are not inside piece ${index} of ${digest}`)
+    for (let pos = start; pos < end; pos += chunkSize) {
+      await Promise.resolve()
+      if (this.#blobs.get(digest) !== b) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was read`)
+      yield b.data.slice(pos, Math.min(end, pos + chunkSize))
+    }
   }
 
   async readPiece (digest: string, index: number): Promise<Uint8Array | undefined> {
@@ -40,7 +82,7 @@ export class MemoryPieceCache implements PieceCache {
   async drop (digest: string): Promise<void> { this.#blobs.delete(digest) }
 
   async list (): Promise<CachedBlob[]> {
-    return [...this.#blobs.entries()].map(([digest, b]) => ({ digest, layout: b.layout, pieces: new Map(b.pieces) }))
+    return [...this.#blobs.entries()].filter(([, b]) => b.pieces.size > 0).map(([digest, b]) => ({ digest, layout: b.layout, pieces: new Map(b.pieces) }))
   }
 
   async close (): Promise<void> {}

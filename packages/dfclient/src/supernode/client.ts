@@ -2,7 +2,7 @@ import type { z } from 'zod'
 import { request, type Dispatcher } from 'undici'
 import {
   DfError, announceResponse, apiErrorBody, apiPaths, dfError, piecesResponse, taskInfo,
-  type AnnounceRequest, type AnnounceResponse, type PiecesResponse, type RegisterTaskRequest, type TaskInfo
+  type AnnounceRequest, type AnnounceResponse, type PieceResult, type PiecesResponse, type RegisterTaskRequest, type TaskInfo
 } from '@damselfly/proto'
 
 export interface SupernodeClientInit {
@@ -62,9 +62,13 @@ export class SupernodeClient {
     return await this.#call('POST', apiPaths.tasks, { body: request, schema: taskInfo, signal, timeoutMs: this.#registerTimeoutMs })
   }
 
-  async pollPieces (digest: string, query: { peerId?: string, since?: number, waitMs?: number }, signal?: AbortSignal): Promise<PiecesResponse> {
+  /**
+   * Long-polls a task's pieces. `peerId` is required: the supernode lists the caller's lacking pieces
+   * first and charges the assignments it hands out to it.
+   */
+  async pollPieces (digest: string, query: { peerId: string, since?: number, waitMs?: number }, signal?: AbortSignal): Promise<PiecesResponse> {
     const params = new URLSearchParams()
-    if (query.peerId !== undefined) params.set('peerId', query.peerId)
+    params.set('peerId', query.peerId)
     if (query.since !== undefined) params.set('since', String(query.since))
     if (query.waitMs !== undefined) params.set('waitMs', String(query.waitMs))
     const q = params.toString()
@@ -73,6 +77,11 @@ export class SupernodeClient {
 
   async reportPieces (digest: string, peerId: string, pieces: number[], signal?: AbortSignal): Promise<void> {
     await this.#call('POST', apiPaths.pieces(digest), { body: { peerId, pieces }, signal })
+  }
+
+  /** Reports how piece transfers went (`POST …/piece-results`), for the supernode's scheduler. */
+  async reportPieceResults (digest: string, peerId: string, results: PieceResult[], signal?: AbortSignal): Promise<void> {
+    await this.#call('POST', apiPaths.pieceResults(digest), { body: { peerId, results }, signal })
   }
 
   async #call<S extends z.ZodType = z.ZodUnknown> (method: string, path: string, options: { body?: unknown, schema?: S, signal?: AbortSignal | undefined, timeoutMs?: number }): Promise<z.infer<S>> {

@@ -1,57 +1,154 @@
 import type { Logger } from 'pino'
+import { API_LIMITS, isDfError, type PieceResult } from '@damselfly/proto'
 import type { SupernodeClient } from './client.js'
 
+/** The part of the supernode client the reporter uses (a fake in tests). */
+export type ReportClient = Pick<SupernodeClient, 'reportPieces' | 'reportPieceResults'>
+
+export interface PieceReporterOptions {
+  /** How long reports may wait to be batched (the flush interval). */
+  delayMs?: number
+  /** Queued transfer results per task that trigger a flush at once (and the most sent per POST). */
+  maxBatch?: number
+  /**
+   * Transfer results kept per task while the supernode does not answer; older ones are dropped first
+   * (results are advisory and stale ones are worth little).
+   */
+  maxQueuedResults?: number
+}
+
+/** Delay before reports that failed are sent again (a supernode that is down is not hammered). */
+const RETRY_MS = 5_000
+
+/** API errors after which a retry cannot succeed (the task or peer is gone, or the request is refused). */
+const FINAL_CODES = new Set(['DF_ERR_TASK_UNKNOWN', 'DF_ERR_PEER_UNKNOWN', 'DF_ERR_BAD_REQUEST'])
+
 /**
- * Batches "I now hold piece N of task D" reports: pieces that complete within `delayMs` of each other
- * go in one POST. Failed reports are kept and retried with the next flush; a re-announce re-reports
- * everything from the cache anyway, so losing a batch on shutdown is harmless.
+ * Batches what this peer tells the supernode about tasks: "I now hold piece N of task D" and "my
+ * transfer of piece N from peer P went so" (`piece-results`). Reports made within `delayMs` of each
+ * other go out in one POST per task and kind; a task with `maxBatch` results waiting flushes at once.
+ * Failed held-piece reports are retried with a later flush (a re-announce re-reports the cache
+ * anyway); failed result reports are retried while their bounded queue keeps them. Reporting never
+ * throws to its callers, so it can never fail a pull.
  */
 export class PieceReporter {
-  readonly #client: SupernodeClient
+  readonly #client: ReportClient
   readonly #peerId: string
   readonly #logger: Logger
   readonly #delayMs: number
-  readonly #queue = new Map<string, Set<number>>()
+  readonly #maxBatch: number
+  readonly #maxQueuedResults: number
+  readonly #held = new Map<string, Set<number>>()
+  readonly #results = new Map<string, PieceResult[]>()
   #timer: NodeJS.Timeout | undefined
+  #timerDue = Infinity
   #flushing: Promise<void> | undefined
+  #again = false
+  #stopped = false
 
-  constructor (client: SupernodeClient, peerId: string, logger: Logger, delayMs = 100) {
+  constructor (client: ReportClient, peerId: string, logger: Logger, options: PieceReporterOptions | number = {}) {
+    const o = typeof options === 'number' ? { delayMs: options } : options
     this.#client = client
     this.#peerId = peerId
     this.#logger = logger
-    this.#delayMs = delayMs
+    this.#delayMs = o.delayMs ?? 50
+    this.#maxBatch = Math.min(o.maxBatch ?? 256, API_LIMITS.maxPieceResults)
+    this.#maxQueuedResults = Math.max(this.#maxBatch, o.maxQueuedResults ?? 1_000)
   }
 
   report (digest: string, indexes: readonly number[], delayMs = this.#delayMs): void {
-    let set = this.#queue.get(digest)
-    if (set === undefined) { set = new Set(); this.#queue.set(digest, set) }
+    let set = this.#held.get(digest)
+    if (set === undefined) { set = new Set(); this.#held.set(digest, set) }
     for (const i of indexes) set.add(i)
-    if (this.#stopped) return
-    this.#timer ??= setTimeout(() => { this.#timer = undefined; void this.flush() }, delayMs)
+    this.#schedule(delayMs)
   }
 
+  /** Queues transfer results of one task (never throws). */
+  reportResults (digest: string, results: readonly PieceResult[], delayMs = this.#delayMs): void {
+    this.#queueResults(digest, results, delayMs, true)
+  }
+
+  #queueResults (digest: string, results: readonly PieceResult[], delayMs: number, flushWhenFull: boolean): void {
+    if (results.length === 0) return
+    let queue = this.#results.get(digest)
+    if (queue === undefined) { queue = []; this.#results.set(digest, queue) }
+    for (const r of results) queue.push(r)
+    if (queue.length > this.#maxQueuedResults) queue.splice(0, queue.length - this.#maxQueuedResults)
+    this.#schedule(flushWhenFull && queue.length >= this.#maxBatch ? 0 : delayMs)
+  }
+
+  /** Sends everything queued now. Resolves when done; never rejects. */
   async flush (): Promise<void> {
-    if (this.#flushing !== undefined) { await this.#flushing; return }
-    const batch = [...this.#queue.entries()]
-    this.#queue.clear()
-    this.#flushing = (async () => {
-      for (const [digest, set] of batch) {
-        const pieces = [...set].sort((a, b) => a - b)
-        try {
-          await this.#client.reportPieces(digest, this.#peerId, pieces)
-        } catch (err) {
-          this.#logger.debug({ taskId: digest, err: err instanceof Error ? err.message : String(err) }, 'piece report failed; will retry')
-          this.report(digest, pieces, 5_000)
-        }
-      }
-    })()
+    if (this.#flushing !== undefined) {
+      // Whatever was queued after the running flush took its batch goes in one more round.
+      this.#again = true
+      await this.#flushing
+      return
+    }
+    this.#clearTimer()
+    this.#flushing = this.#send()
     try { await this.#flushing } finally { this.#flushing = undefined }
+    if (this.#again) {
+      this.#again = false
+      if (this.#held.size > 0 || this.#results.size > 0) this.#schedule(this.#delayMs)
+    }
   }
 
-  #stopped = false
   stop (): void {
     this.#stopped = true
+    this.#clearTimer()
+  }
+
+  #schedule (delayMs: number): void {
+    if (this.#stopped) return
+    const due = Date.now() + delayMs
+    if (this.#timer !== undefined && this.#timerDue <= due) return
+    this.#clearTimer()
+    this.#timerDue = due
+    this.#timer = setTimeout(() => { this.#timer = undefined; this.#timerDue = Infinity; void this.flush() }, delayMs)
+    this.#timer.unref?.()
+  }
+
+  #clearTimer (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#timerDue = Infinity
   }
+
+  async #send (): Promise<void> {
+    const held = [...this.#held.entries()]
+    this.#held.clear()
+    const results = [...this.#results.entries()]
+    this.#results.clear()
+    // Holdings first: they change which sources other peers are offered.
+    for (const [digest, set] of held) {
+      const pieces = [...set].sort((a, b) => a - b)
+      try {
+        await this.#client.reportPieces(digest, this.#peerId, pieces)
+      } catch (err) {
+        this.#logger.debug({ taskId: digest, err: message(err) }, 'piece report failed; will retry')
+        if (!isFinal(err)) this.report(digest, pieces, RETRY_MS)
+      }
+    }
+    for (const [digest, queue] of results) {
+      for (let from = 0; from < queue.length; from += this.#maxBatch) {
+        const batch = queue.slice(from, from + this.#maxBatch)
+        try {
+          await this.#client.reportPieceResults(digest, this.#peerId, batch)
+        } catch (err) {
+          this.#logger.debug({ taskId: digest, err: message(err) }, 'piece results report failed')
+          if (!isFinal(err)) this.#queueResults(digest, queue.slice(from), RETRY_MS, false)
+          break
+        }
+      }
+    }
+  }
+}
+
+function isFinal (err: unknown): boolean {
+  return isDfError(err) && FINAL_CODES.has(err.code)
+}
+
+function message (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }
