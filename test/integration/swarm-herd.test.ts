@@ -13,12 +13,14 @@ import {
 // dfclients; every dfclient asks for every blob of a cold image at the same moment. Asserted are bytes
 // and digests only — the upstream served the image at most ~once, each blob at most once, every body
 // verified, nothing fell back to the upstream and no piece failed its SHA-256 — never how long anything
-// took. Seeded copies and peer bytes are printed; peer sharing is checked separately (a known gap).
+// took. Seeded copies and peer bytes are printed; peer sharing and the seed's share are checked separately.
 
 const DFCLIENTS = 6
 const SIZES = [1 * MiB, 8 * MiB, 32 * MiB]
 const REPO = 'herd/app'
 /** Upstream copies allowed: the image once, plus slack for a re-fetched range. */
+/** Six dfclients: without peer sharing the seed would send 6 copies; a loaded machine measured 3.34. */
+const MAX_SEEDED_COPIES = 5
 const MAX_UPSTREAM_COPIES = 1.05
 
 const built = ['packages/supernode/dist/main.js', 'packages/dfclient/dist/main.js'].every((p) => existsSync(join(repoRoot(), p)))
@@ -165,12 +167,17 @@ describe.skipIf(!built)(`swarm herd: ${DFCLIENTS} dfclients pull one cold image 
     herd = { peerBytes, seededBytes, imageBytes, warnings: warnings() }
   })
 
-  // KNOWN PRODUCT GAP (test.fails: green while peers share nothing, red once they do — then turn it into
-  // a plain `test`). In a simultaneous cold herd every dfclient asks for piece k when the seed publishes
-  // it, nobody holds it yet, so the supernode lists only itself and seeds all N copies; the dfclients
-  // fetch in index order, so they stay in lockstep and never become each other's sources.
-  test.fails('peers share pieces in the herd (piece_bytes_received{from="peer"} > 0)', () => {
+  // Peers share: the scheduler's seed fan-out (one requester per fresh piece at a time, the others
+  // wait for that copy; packages/supernode/src/scheduler/rank-sources.ts) and dfclients reporting a
+  // piece the moment it is verified keep the supernode near one copy (the issue's bound: ≤ 2) while
+  // the dfclients fetch the rest from each other. Seeded copies are asserted only loosely: measured
+  // 1.00 in three runs on a quiet machine, but 1.39 and 3.34 with two CPU burners beside the test,
+  // because a requester whose 3 s wait for a peer source runs out takes the seed (by design: never
+  // worse than no P2P). The swarm bench measures the ≤ 2 goal on real links.
+  test('peers exchange pieces in the herd, and the seed does not send every copy', () => {
     expect(herd, 'the herd test above did not finish').toBeDefined()
-    expect(herd!.peerBytes, `peer bytes; seeded ${(herd!.seededBytes / herd!.imageBytes).toFixed(2)} copies\n${herd!.warnings}`).toBeGreaterThan(0)
+    const seeded = herd!.seededBytes / herd!.imageBytes
+    expect(herd!.peerBytes, `peer bytes; seeded ${seeded.toFixed(2)} copies\n${herd!.warnings}`).toBeGreaterThan(0)
+    expect(seeded, `seeded copies\n${herd!.warnings}`).toBeLessThan(MAX_SEEDED_COPIES)
   })
 })
