@@ -45,6 +45,12 @@ export interface SourceLoad {
   addrs: readonly string[]
   /** Uploads handed out and not yet reported or expired. */
   inFlight: number
+  /**
+   * Of those, the ones the requester itself is fetching. They count for spreading its pieces over
+   * holders but never make a holder unusable for that requester: a lone peer pulling a blob one
+   * other peer holds would otherwise stall behind its own in-flight fetches.
+   */
+  own?: number
   /** In-flight uploads at which the source counts as saturated. */
   cap: number
   /** Non-integrity transfer failures inside the rate window. */
@@ -56,7 +62,7 @@ export interface SourceLoad {
 }
 
 export function isUsable (s: SourceLoad, failuresBeforeDemotion: number): boolean {
-  return s.inFlight < s.cap && s.failures < failuresBeforeDemotion
+  return s.inFlight - (s.own ?? 0) < s.cap && s.failures < failuresBeforeDemotion
 }
 
 export function compareLoad (a: SourceLoad, b: SourceLoad): number {

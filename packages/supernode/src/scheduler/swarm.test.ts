@@ -162,6 +162,20 @@ describe('Swarm: per-peer upload caps', () => {
     expect(h.swarm.inFlight('Seed')).toBe(0)
   })
 
+  it('never counts a requester\'s own fetches against a holder: a lone peer gets its whole window from one holder', () => {
+    const h = setup()
+    h.announce('A', 'R1')
+    h.task(T, 12)
+    for (let i = 0; i < 12; i++) h.hold(T, 'A', i)
+    const first = h.ask(T, 'R1')
+    // The whole 8-piece window is offered from A although only 4 uploads fit A's cap…
+    for (let i = 0; i < 8; i++) expect(first.of(i)[0]).toBe('A')
+    expect(h.swarm.inFlight('A')).toBe(8)
+    // …and a re-poll while all 8 are in flight still lists A, not "no source yet".
+    const again = h.ask(T, 'R1')
+    for (let i = 0; i < 12; i++) expect(again.of(i)[0]).toBe('A')
+  })
+
   it('anonymous callers still see the seed first when every holder is saturated', () => {
     const h = setup()
     h.announce('A', 'R1', 'R2', 'R3', 'R4')

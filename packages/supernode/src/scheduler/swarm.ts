@@ -472,7 +472,9 @@ export class Swarm {
     if (this.#standing.quarantinedUntil(peerId, now) !== undefined) return null
     const until = this.#taskQuarantine.get(taskId)?.get(peerId)
     if (until !== undefined && until > now) return null
-    return this.#uploads.load(peerId, p.addrs, this.#o.maxUploadsPerPeer, now)
+    const load = this.#uploads.load(peerId, p.addrs, this.#o.maxUploadsPerPeer, now)
+    if (requester !== undefined) load.own = this.#uploads.inFlightTo(peerId, requester, now)
+    return load
   }
 
   /** The seed's fan-out gate for a live requester and a piece it lacks (see `rank-sources.ts`). */
@@ -505,7 +507,7 @@ export class Swarm {
         return [kept, ...sources.filter(s => s !== kept)]
       }
       const old = load(current.source)
-      if (old !== null) old.inFlight--
+      if (old !== null) { old.inFlight--; old.own = Math.max(0, (old.own ?? 0) - 1) }
     }
     this.#uploads.assign(taskId, index, requester, first.peerId, now)
     if (first.seed) this.#claims.set(taskId, index, requester, now + this.#o.seedClaimTtlMs)
@@ -513,6 +515,7 @@ export class Swarm {
     const snapshot = load(first.peerId)
     if (snapshot !== null) {
       snapshot.inFlight++
+      snapshot.own = (snapshot.own ?? 0) + 1
       snapshot.lastAssignedAt = now
     }
     return sources

@@ -76,6 +76,13 @@ export class UploadLedger {
     return n
   }
 
+  /** Of those, the ones `requester` itself is fetching. */
+  inFlightTo (source: string, requester: string, now: number): number {
+    let n = 0
+    for (const a of this.#assignments.values()) if (a.source === source && a.requester === requester && a.expiresAt > now) n++
+    return n
+  }
+
   recordSuccess (source: string, bytes: number, now: number): void {
     this.#statsOf(source).rate.add(bytes, now)
   }
