@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { multiaddr } from '@multiformats/multiaddr'
 import { canonicalRegistryHost, parseRegistryEntry, parseSize, resolveConfig, type ConfigSources, type OptionSpec, type SizeSpec } from '@damselfly/proto'
+import { parseRate } from './p2p/upload-limiter.js'
 
 /**
  * The `dfclient daemon` options (CONTRACTS.md). Each spec yields a flag, a YAML key and an env var;
@@ -18,6 +19,8 @@ export const DAEMON_OPTIONS: readonly OptionSpec[] = [
   { key: 'registry', arg: 'HOST=URL', description: 'how to reach a registry host (repeatable), e.g. 127.0.0.1:5000=http://127.0.0.1:5000', repeatable: true, defaultText: 'docker.io=https://registry-1.docker.io, others https://HOST' },
   { key: 'defaultRegistry', arg: 'HOST', description: 'upstream for requests that carry no ns= query parameter', defaultText: 'docker.io' },
   { key: 'cacheSize', arg: 'SIZE', description: 'piece-cache quota (150MiB, 20GiB, 30%)', defaultText: '80%' },
+  { key: 'uploadConcurrency', arg: 'N', description: 'pieces served to other peers at once; up to 64 more wait (10 s at most), then the requester is told to try another source', defaultText: '8' },
+  { key: 'uploadRate', arg: 'RATE', description: 'bytes per second over all uploads to other peers (50MiB, 100MB, 1Gbit; 0 or unlimited = no cap)', defaultText: 'unlimited' },
   { key: 'logLevel', arg: 'LEVEL', description: 'pino log level', defaultText: 'info' }
 ]
 
@@ -78,6 +81,17 @@ export const daemonConfigSchema = z.object({
     }
     return size
   }).default({ percent: 80 } as never),
+  uploadConcurrency: z.union([z.number(), z.string().trim().regex(/^\d+$/, 'expected a positive integer').transform(Number)])
+    .pipe(z.number().int().min(1, 'must be at least 1').max(1024, 'must be at most 1024')).default(8),
+  /** Bytes per second; `undefined` = unlimited. */
+  uploadRate: z.union([z.number(), z.string()]).transform((v, ctx): number | undefined => {
+    const rate = parseRate(String(v))
+    if (rate === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a rate in bytes per second (50MiB, 100MB, 1Gbit, unlimited): ${JSON.stringify(v)}` })
+      return z.NEVER
+    }
+    return rate ?? undefined
+  }).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).strict()
 

@@ -17,6 +17,7 @@ import { UpstreamClient } from './mirror/upstream.js'
 import { createP2pNode } from './p2p/node.js'
 import { Libp2pPieceFetcher } from './p2p/piece-fetcher.js'
 import { registerPieceServer } from './p2p/piece-server.js'
+import { TokenBucket, UploadGate } from './p2p/upload-limiter.js'
 import { Announcer } from './peer/announcer.js'
 import { FsPieceCache } from './storage/fs-piece-cache.js'
 import { SupernodeClient } from './supernode/client.js'
@@ -59,7 +60,12 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
     const pieceCache = cache
 
     node = await createP2pNode({ keyPath: join(config.dataDir, 'peer.key'), listen: config.p2pListen, announce: config.p2pAnnounce, encrypters: config.p2pEncrypters })
-    await registerPieceServer(node, pieceCache, { logger, onBytes: n => { metrics.pieceBytesUploaded.inc(n) } })
+    await registerPieceServer(node, pieceCache, {
+      logger,
+      onBytes: n => { metrics.pieceBytesUploaded.inc(n) },
+      gate: new UploadGate({ concurrency: config.uploadConcurrency }),
+      ...(config.uploadRate === undefined ? {} : { rate: new TokenBucket({ bytesPerSecond: config.uploadRate }) })
+    })
     await node.start()
     const p2p = node
     const peerId = p2p.peerId.toString()

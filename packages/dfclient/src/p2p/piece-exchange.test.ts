@@ -10,6 +10,7 @@ import { MemoryPieceCache } from '../storage/memory-piece-cache.js'
 import { createP2pNode, type EncrypterName } from './node.js'
 import { Libp2pPieceFetcher } from './piece-fetcher.js'
 import { registerPieceServer } from './piece-server.js'
+import { TokenBucket, UploadGate } from './upload-limiter.js'
 
 describe('piece exchange over libp2p', () => {
   const nodes: Libp2p[] = []
@@ -105,6 +106,47 @@ describe('piece exchange over libp2p', () => {
     }
     const got = await fetchPiece(lateReader, { taskId: digest, index: 0 }, { size: blob.byteLength, digest }, { signal: AbortSignal.timeout(10_000) })
     expect(sha256Of(got)).toBe(digest)
+  })
+
+  it('serves under --upload-rate at no more than the configured rate, and refuses when upload slots are busy', async () => {
+    const blob = new Uint8Array(randomBytes(1024 * 1024))
+    const digest = sha256Of(blob)
+    const layout = layoutFor(blob.byteLength)
+    const cache = new MemoryPieceCache()
+    await cache.writePiece(digest, layout, 0, digest, blob)
+    const server = await node(['noise'])
+    const rate = 2 * 1024 * 1024
+    const burst = 64 * 1024
+    const bucket = new TokenBucket({ bytesPerSecond: rate, burstBytes: burst })
+    const born = performance.now()
+    const gate = new UploadGate({ concurrency: 1, queueLimit: 0 })
+    const sent: Array<{ at: number, total: number }> = []
+    let total = 0
+    await registerPieceServer(server, cache, { logger: pino({ level: 'silent' }), onBytes: n => { total += n; sent.push({ at: performance.now(), total }) }, gate, rate: bucket })
+    await server.start()
+    const client = await node(['noise'])
+    await client.start()
+    const fetcher = new Libp2pPieceFetcher(client)
+    const source = { peerId: server.peerId.toString(), addrs: server.getMultiaddrs().map(a => a.toString().replace(`/p2p/${server.peerId.toString()}`, '')), seed: false }
+    const expected = { size: blob.byteLength, digest }
+
+    // Every slot taken (and no queue): the requester is told to try elsewhere.
+    const held = await gate.acquire(AbortSignal.timeout(1000))
+    await expect(fetcher.fetchPiece(source, { taskId: digest, index: 0 }, expected, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'DF_ERR_PIECE_UNAVAILABLE' })
+    expect(gate.refused).toBe(1)
+    held?.()
+
+    const started = performance.now()
+    const got = await fetcher.fetchPiece(source, { taskId: digest, index: 0 }, expected, AbortSignal.timeout(20_000))
+    expect(sha256Of(got)).toBe(digest)
+    // Accounting, not wall time: every byte went through the bucket, and at no point had more left
+    // than the burst plus the rate times the bucket's age (a few ms of timer slack allowed).
+    expect(bucket.granted).toBe(blob.byteLength)
+    expect(total).toBe(blob.byteLength)
+    for (const s of sent) expect(s.total).toBeLessThanOrEqual(burst + rate * (s.at - born + 5) / 1000)
+    // A generous lower bound only: (1 MiB − 64 KiB) at 2 MiB/s is ~470 ms.
+    expect(performance.now() - started).toBeGreaterThan(200)
+    expect(gate.active).toBe(0)
   })
 
   it('keeps the peer id across restarts (persisted key)', async () => {

@@ -2,27 +2,58 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { PIECE_PROTOCOL, pieceRange, servePiece } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
+import { throttled, type TokenBucket, type UploadGate } from './upload-limiter.js'
 
 /** Deadline for serving one piece (a stalled reader must not pin a file handle forever). */
 const SERVE_TIMEOUT_MS = 120_000
 
+export interface PieceServerOptions {
+  logger: Logger
+  onBytes: (n: number) => void
+  maxInboundStreams?: number
+  /** `--upload-concurrency`: pieces served at once; others queue, then are refused as unavailable. */
+  gate?: UploadGate
+  /** `--upload-rate`: bytes/s over all uploads; absent = unlimited. */
+  rate?: TokenBucket
+}
+
 /**
  * Serves pieces to other peers over `/damselfly/piece/1.0.0`: held pieces and staged ones (verified
  * and written, not yet flushed — the requester verifies again, and durability only matters for this
- * node's own restart). Anything else answers DF_ERR_PIECE_UNAVAILABLE.
+ * node's own restart). Anything else answers DF_ERR_PIECE_UNAVAILABLE, and so does a request the
+ * upload gate refuses (queue full or waited too long), so the requester tries another source.
  */
-export async function registerPieceServer (node: Libp2p, cache: PieceCache, options: { logger: Logger, onBytes: (n: number) => void, maxInboundStreams?: number }): Promise<void> {
+export async function registerPieceServer (node: Libp2p, cache: PieceCache, options: PieceServerOptions): Promise<void> {
+  const { gate, rate } = options
   await node.handle(PIECE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(SERVE_TIMEOUT_MS)
-    const result = await servePiece(stream, async (request) => {
-      // Streamed from the file in 1 MiB reads: a served piece never sits whole in memory.
-      const layout = cache.hasPieceBytes(request.taskId, request.index) ? cache.layoutOf(request.taskId) : undefined
-      if (layout === undefined || request.index >= layout.pieceCount) return undefined
-      const r = pieceRange(layout, request.index)
-      return { size: r.length, body: cache.readPieceBytes(request.taskId, request.index) }
-    }, { signal, onBytes: options.onBytes })
-    if (result.error !== undefined) {
-      options.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, err: result.error.message }, 'serving piece failed')
+    let release: (() => void) | undefined
+    let refused = false
+    try {
+      const result = await servePiece(stream, async (request, openSignal) => {
+        const held = (): boolean => cache.hasPieceBytes(request.taskId, request.index)
+        // Not held: answer at once, without taking or waiting for an upload slot.
+        if (!held()) return undefined
+        if (gate !== undefined) {
+          release = await gate.acquire(openSignal)
+          if (release === undefined) { refused = true; return undefined }
+          if (!held()) return undefined // evicted while queued
+        }
+        // Streamed from the file in 1 MiB reads: a served piece never sits whole in memory.
+        const layout = cache.layoutOf(request.taskId)
+        if (layout === undefined || request.index >= layout.pieceCount) return undefined
+        const r = pieceRange(layout, request.index)
+        const body = cache.readPieceBytes(request.taskId, request.index)
+        return { size: r.length, body: rate === undefined ? body : throttled(body, rate, openSignal) }
+      }, { signal, onBytes: options.onBytes })
+      if (refused) {
+        options.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index }, 'upload slots busy: piece refused')
+      }
+      if (result.error !== undefined) {
+        options.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, err: result.error.message }, 'serving piece failed')
+      }
+    } finally {
+      release?.()
     }
   }, { maxInboundStreams: options.maxInboundStreams ?? 256 })
 }
