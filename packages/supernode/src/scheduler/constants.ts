@@ -65,7 +65,8 @@ export const SEED_FANOUT_PER_PIECE = 1
  * dfclient polls at least once per held-piece report in its swarm). Why 3 s: a 4 MiB piece from a
  * seed running its full 32 streams on a 1 Gbit/s link takes ~1.1 s, so 3 s outlasts a healthy
  * transfer that the requester did not re-poll during, while a requester that crashed holds the
- * piece back for seconds, not the 30 s of `ASSIGNMENT_TTL_MS`.
+ * piece back for seconds, not the 30 s of `ASSIGNMENT_TTL_MS`. Stretched when seed transfers are
+ * slow (`SLOW_SEED_TRANSFERS`).
  */
 export const SEED_CLAIM_TTL_MS = 3_000
 
@@ -83,8 +84,31 @@ export const SEED_ARRIVAL_GRACE_MS = 2_000
  * cap), and its long-poll is cut short at that moment so it learns of it. Why 3 s: several times a
  * healthy seed transfer of a 4 MiB piece (~0.1–1.1 s) plus the ~0.2 s a holder needs to report, so a
  * working first copy nearly always arrives first, while a stalled one costs a few seconds at most.
+ * Stretched when seed transfers are slow (`SLOW_SEED_TRANSFERS`).
  */
 export const SOURCE_WAIT_LIMIT_MS = 3_000
+
+/**
+ * How many recent seed transfers `SEED_CLAIM_TTL_MS` and `SOURCE_WAIT_LIMIT_MS` stretch to cover when
+ * seed transfers are slow. Both constants assume a seed transfer of at most ~1 s; on a loaded host
+ * (the seed serving from a busy CPU) a 4 MiB seed transfer was measured at 1.6–9 s (p10–p90, 8 hosts
+ * on 2 cores). With fixed 3 s limits, every requester told "no source yet" for a fresh piece then gave
+ * up on the first copy before it could arrive and went to the seed itself, which made the seed slower
+ * still: 5–7 seed copies per pull instead of ~1. Why 2: the waiter needs the first copy to arrive (one
+ * seed transfer) and then a slot on its holder; the claimant's polls renew its claim far more often.
+ * The typical duration is a moving average of reported seed transfer durations (`SEED_TRANSFER_EWMA`),
+ * so the limits fall back to the constants once seed transfers are fast again.
+ */
+export const SLOW_SEED_TRANSFERS = 2
+
+/** Weight of the newest reported seed transfer duration in its moving average. */
+export const SEED_TRANSFER_EWMA = 0.2
+
+/**
+ * Upper bound of the stretched limits. Why 15 s: half of `ASSIGNMENT_TTL_MS`, so a stalled first copy
+ * still costs well under a lost assignment, whatever durations peers report (they are not checked).
+ */
+export const MAX_STRETCHED_WAIT_MS = 15_000
 
 /**
  * Length of the sliding window over which upload rates and transfer failures are summed. Why 30 s:

@@ -680,6 +680,36 @@ describe('Swarm: the seed serves a fresh piece to one requester at a time (super
     expect(h.swarm.inFlight('Seed')).toBe(2)
   })
 
+  it('stretches the source wait and the claim TTL to cover slow seed transfers, and shrinks them back', () => {
+    const h = claimed()
+    const seedResult = (requester: string, durationMs: number) =>
+      h.swarm.pieceResultsReported({ taskId: T, requester, results: [{ index: 0, sourcePeerId: 'Seed', ok: true, bytes: 4, durationMs }] })
+    // Fast seed transfers leave the configured limits alone.
+    seedResult('R3', 500)
+    expect(h.swarm.sourceWaitLimitMs()).toBe(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.swarm.seedClaimTtlMs()).toBe(C.SEED_CLAIM_TTL_MS)
+    // A loaded seed: 5 s per transfer. Waiters must not give up on the first copy after 3 s.
+    for (let i = 0; i < 30; i++) seedResult('R3', 5_000)
+    const stretched = h.swarm.sourceWaitLimitMs()
+    expect(stretched).toBeGreaterThan(9_000)
+    expect(stretched).toBeLessThanOrEqual(C.SLOW_SEED_TRANSFERS * 5_000)
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBe(stretched)
+    h.advance(C.SOURCE_WAIT_LIMIT_MS)
+    // R1's claim (renewed by its poll above) outlives the 3 s TTL and R2 is still waiting for R1's copy.
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.swarm.inFlight('Seed')).toBe(1)
+    h.advance(stretched - C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+    // Absurd reports are bounded, and fast transfers bring the limits back down.
+    for (let i = 0; i < 30; i++) seedResult('R3', 10 * 60_000)
+    expect(h.swarm.sourceWaitLimitMs()).toBe(C.MAX_STRETCHED_WAIT_MS)
+    for (let i = 0; i < 60; i++) seedResult('R3', 100)
+    expect(h.swarm.sourceWaitLimitMs()).toBe(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.swarm.seedClaimTtlMs()).toBe(C.SEED_CLAIM_TTL_MS)
+  })
+
   it('forgets a departed claimant\'s claims and waits, and wakes pollers', () => {
     const h = claimed({ sourceWaitLimitMs: 60_000 })
     expect(h.ask(T, 'R2').of(0)).toEqual([])

@@ -39,7 +39,9 @@ import { UploadLedger } from './upload-ledger.js'
  * **Seed claims and waits** (the seed's fan-out rule, `rank-sources.ts`). Assigning a piece to the
  * seed also records the requester's claim on that seed upload; at most `SEED_FANOUT_PER_PIECE`
  * requesters hold live claims on one piece unless a requester has waited out
- * `SOURCE_WAIT_LIMIT_MS`. A claim is renewed by its requester's polls and ends with the requester's
+ * `SOURCE_WAIT_LIMIT_MS`. Both time limits (`SEED_CLAIM_TTL_MS`, `SOURCE_WAIT_LIMIT_MS`) stretch to
+ * `SLOW_SEED_TRANSFERS` typical seed transfers (a moving average of the `durationMs` of reported seed
+ * successes) when those are slow, up to `MAX_STRETCHED_WAIT_MS`. A claim is renewed by its requester's polls and ends with the requester's
  * failure result (which wakes pollers: the seed can be offered again), `SEED_ARRIVAL_GRACE_MS` after
  * its success result, with its held-piece report, its departure, or `SEED_CLAIM_TTL_MS` after its
  * last renewal. A requester told "no source yet" for a piece of its window has a wait recorded;
@@ -75,6 +77,9 @@ export interface SwarmInit {
   seedClaimTtlMs?: number
   seedArrivalGraceMs?: number
   sourceWaitLimitMs?: number
+  slowSeedTransfers?: number
+  seedTransferEwma?: number
+  maxStretchedWaitMs?: number
 }
 
 export interface SwarmComponents {
@@ -98,6 +103,8 @@ export interface TransferResult {
   ok: boolean
   code?: string | undefined
   bytes?: number | undefined
+  /** How long the transfer took, as the requester measured it. */
+  durationMs?: number | undefined
 }
 
 /** A quarantine an event started, for the caller to log. */
@@ -131,6 +138,8 @@ export class Swarm {
   readonly #waits = new SourceWaits()
   readonly #changed = new Set<string>()
   #depth = 0
+  /** Moving average of reported successful seed transfer durations (ms); undefined before the first. */
+  #seedTransferMs: number | undefined
 
   constructor (init: SwarmInit, components: SwarmComponents) {
     this.#o = {
@@ -149,7 +158,10 @@ export class Swarm {
       seedFanoutPerPiece: init.seedFanoutPerPiece ?? C.SEED_FANOUT_PER_PIECE,
       seedClaimTtlMs: init.seedClaimTtlMs ?? C.SEED_CLAIM_TTL_MS,
       seedArrivalGraceMs: init.seedArrivalGraceMs ?? C.SEED_ARRIVAL_GRACE_MS,
-      sourceWaitLimitMs: init.sourceWaitLimitMs ?? C.SOURCE_WAIT_LIMIT_MS
+      sourceWaitLimitMs: init.sourceWaitLimitMs ?? C.SOURCE_WAIT_LIMIT_MS,
+      slowSeedTransfers: init.slowSeedTransfers ?? C.SLOW_SEED_TRANSFERS,
+      seedTransferEwma: init.seedTransferEwma ?? C.SEED_TRANSFER_EWMA,
+      maxStretchedWaitMs: init.maxStretchedWaitMs ?? C.MAX_STRETCHED_WAIT_MS
     }
     this.#c = components
     this.#uploads = new UploadLedger({ assignmentTtlMs: this.#o.assignmentTtlMs, rateWindowMs: this.#o.rateWindowMs })
@@ -212,8 +224,15 @@ export class Swarm {
    */
   msUntilWaitLimit (taskId: string, requester: string): number | undefined {
     const since = this.#waits.earliest(taskId, requester)
-    return since === undefined ? undefined : Math.max(0, since + this.#o.sourceWaitLimitMs - this.#c.now())
+    return since === undefined ? undefined : Math.max(0, since + this.sourceWaitLimitMs() - this.#c.now())
   }
+
+  /**
+   * The limits in force: the configured ones, stretched to `slowSeedTransfers` typical seed transfers
+   * when seed transfers are slow (see `SLOW_SEED_TRANSFERS`), never beyond `maxStretchedWaitMs`.
+   */
+  sourceWaitLimitMs (): number { return this.#stretched(this.#o.sourceWaitLimitMs) }
+  seedClaimTtlMs (): number { return this.#stretched(this.#o.seedClaimTtlMs) }
 
   // ---- events ----
 
@@ -401,11 +420,17 @@ export class Swarm {
   }
 
   /** The requester fetched and verified a piece from `source` (`bytes` feed the source's upload rate). */
-  pieceTransferSucceeded (e: { taskId: string, requester: string, index: number, source: string, bytes?: number | undefined }): void {
+  pieceTransferSucceeded (e: { taskId: string, requester: string, index: number, source: string, bytes?: number | undefined, durationMs?: number | undefined }): void {
     this.#event(now => {
       this.#uploads.release(e.taskId, e.index, e.requester)
-      // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
-      if (e.source === this.#c.seed().peerId) this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
+      if (e.source === this.#c.seed().peerId) {
+        // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
+        this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
+        if (e.durationMs !== undefined && Number.isFinite(e.durationMs) && e.durationMs >= 0) {
+          const a = this.#o.seedTransferEwma
+          this.#seedTransferMs = this.#seedTransferMs === undefined ? e.durationMs : a * e.durationMs + (1 - a) * this.#seedTransferMs
+        }
+      }
       if (e.source === e.requester || e.bytes === undefined || e.bytes <= 0) return
       this.#uploads.recordSuccess(e.source, e.bytes, now)
     })
@@ -437,7 +462,7 @@ export class Swarm {
       for (const r of e.results) {
         const base = { taskId: e.taskId, requester: e.requester, index: r.index, source: r.sourcePeerId }
         if (r.ok) {
-          this.pieceTransferSucceeded({ ...base, bytes: r.bytes })
+          this.pieceTransferSucceeded({ ...base, bytes: r.bytes, durationMs: r.durationMs })
         } else {
           const q = this.pieceTransferFailed({ ...base, code: r.code })
           if (q !== undefined) started.push(q)
@@ -448,6 +473,12 @@ export class Swarm {
   }
 
   // ---- internals ----
+
+  #stretched (base: number): number {
+    const typical = this.#seedTransferMs
+    if (typical === undefined) return base
+    return Math.max(base, Math.min(this.#o.maxStretchedWaitMs, Math.round(this.#o.slowSeedTransfers * typical)))
+  }
 
   /** Runs one event: reads the clock once, and announces changed tasks when the outermost event ends. */
   #event<T> (apply: (now: number) => T): T {
@@ -486,7 +517,7 @@ export class Swarm {
       othersOnSeed: this.#claims.others(taskId, index, requester, now),
       fanout: this.#o.seedFanoutPerPiece,
       ownClaim: this.#claims.has(taskId, index, requester, now),
-      waitedOut: since !== undefined && now - since >= this.#o.sourceWaitLimitMs
+      waitedOut: since !== undefined && now - since >= this.sourceWaitLimitMs()
     }
   }
 
@@ -503,14 +534,14 @@ export class Swarm {
       // Keep a live assignment (the fetch may be running), unless it sits on the seed while a peer could serve.
       if (kept !== undefined && !(kept.seed && !first.seed)) {
         // A live seed assignment renews the requester's claim (its fetch may still be running).
-        if (kept.seed) this.#claims.set(taskId, index, requester, now + this.#o.seedClaimTtlMs)
+        if (kept.seed) this.#claims.set(taskId, index, requester, now + this.seedClaimTtlMs())
         return [kept, ...sources.filter(s => s !== kept)]
       }
       const old = load(current.source)
       if (old !== null) { old.inFlight--; old.own = Math.max(0, (old.own ?? 0) - 1) }
     }
     this.#uploads.assign(taskId, index, requester, first.peerId, now)
-    if (first.seed) this.#claims.set(taskId, index, requester, now + this.#o.seedClaimTtlMs)
+    if (first.seed) this.#claims.set(taskId, index, requester, now + this.seedClaimTtlMs())
     else this.#claims.end(taskId, index, requester, now)
     const snapshot = load(first.peerId)
     if (snapshot !== null) {
