@@ -1,10 +1,13 @@
-import type { ErrorCode, PieceSource, TaskState } from '@damselfly/proto'
-import * as C from './constants.js'
+import type { TaskState } from '@damselfly/proto'
 import { Holdings } from './holdings.js'
 import { peerStateOf, Standing, type PeerRecord, type PeerState } from './peer-state.js'
-import { orderPieces, rankSources, spreadRank, type PieceDemand, type SeedGate, type SourceLoad } from './rank-sources.js'
+import { planPieces, type PlanState } from './plan-pieces.js'
 import { SeedClaims, SourceWaits } from './seed-fanout.js'
+import { DIGEST_MISMATCH_CODE, resolveOptions, type Options, type PiecePlan, type QuarantineStarted, type SwarmComponents, type SwarmInit, type TransferResult } from './swarm-types.js'
 import { UploadLedger } from './upload-ledger.js'
+
+export { DIGEST_MISMATCH_CODE } from './swarm-types.js'
+export type { PiecePlan, QuarantineStarted, SourceAddress, SwarmComponents, SwarmInit, TransferResult } from './swarm-types.js'
 
 /**
  * The swarm scheduler: one state object holding, for every task, which peer holds which piece, which
@@ -54,75 +57,11 @@ import { UploadLedger } from './upload-ledger.js'
  * waking every poller for each would turn long-polls into a busy loop.
  */
 
-export interface SourceAddress {
-  peerId: string
-  addrs: readonly string[]
-}
-
-/** Options; every one defaults to the constant of the same name in `constants.ts`. */
-export interface SwarmInit {
-  peerTtlMs?: number
-  maxUploadsPerPeer?: number
-  maxUploadsSeed?: number
-  assignmentTtlMs?: number
-  assignmentWindow?: number
-  rateWindowMs?: number
-  failuresBeforeDemotion?: number
-  taskQuarantineMs?: number
-  globalQuarantineStrikes?: number
-  strikeWindowMs?: number
-  globalQuarantineMs?: number
-  maxSourcesPerPiece?: number
-  seedFanoutPerPiece?: number
-  seedClaimTtlMs?: number
-  seedArrivalGraceMs?: number
-  sourceWaitLimitMs?: number
-  slowSeedTransfers?: number
-  seedTransferEwma?: number
-  maxStretchedWaitMs?: number
-}
-
-export interface SwarmComponents {
-  now: () => number
-  /** The supernode's own seed address (it can change once its libp2p node has started). */
-  seed: () => SourceAddress
-  /** Called once per changed task after an event completes; must not call back into the swarm. */
-  onTaskChanged?: (taskId: string) => void
-}
-
-/** One piece of a reply: its index and ranked sources (the caller adds the digest). */
-export interface PiecePlan {
-  index: number
-  sources: PieceSource[]
-}
-
-/** What a requester reports about one transfer. */
-export interface TransferResult {
-  index: number
-  sourcePeerId: string
-  ok: boolean
-  code?: string | undefined
-  bytes?: number | undefined
-  /** How long the transfer took, as the requester measured it. */
-  durationMs?: number | undefined
-}
-
-/** A quarantine an event started, for the caller to log. */
-export interface QuarantineStarted {
-  peerId: string
-  scope: 'task' | 'global'
-}
-
-/** The result code that quarantines a source: the piece it served failed SHA-256 verification. */
-export const DIGEST_MISMATCH_CODE = 'DF_ERR_PIECE_DIGEST_MISMATCH' satisfies ErrorCode
-
 interface TaskEntry {
   state: TaskState
   pieceCount: number
   published: Set<number>
 }
-
-type Options = Required<SwarmInit>
 
 export class Swarm {
   readonly #o: Options
@@ -140,32 +79,27 @@ export class Swarm {
   #depth = 0
   /** Moving average of reported successful seed transfer durations (ms); undefined before the first. */
   #seedTransferMs: number | undefined
+  /** What planning a piece request reads and records into (`plan-pieces.ts`). */
+  readonly #plan: PlanState
 
   constructor (init: SwarmInit, components: SwarmComponents) {
-    this.#o = {
-      peerTtlMs: init.peerTtlMs ?? C.PEER_TTL_MS,
-      maxUploadsPerPeer: init.maxUploadsPerPeer ?? C.MAX_UPLOADS_PER_PEER,
-      maxUploadsSeed: init.maxUploadsSeed ?? C.MAX_UPLOADS_SEED,
-      assignmentTtlMs: init.assignmentTtlMs ?? C.ASSIGNMENT_TTL_MS,
-      assignmentWindow: init.assignmentWindow ?? C.ASSIGNMENT_WINDOW,
-      rateWindowMs: init.rateWindowMs ?? C.RATE_WINDOW_MS,
-      failuresBeforeDemotion: init.failuresBeforeDemotion ?? C.FAILURES_BEFORE_DEMOTION,
-      taskQuarantineMs: init.taskQuarantineMs ?? C.TASK_QUARANTINE_MS,
-      globalQuarantineStrikes: init.globalQuarantineStrikes ?? C.GLOBAL_QUARANTINE_STRIKES,
-      strikeWindowMs: init.strikeWindowMs ?? C.STRIKE_WINDOW_MS,
-      globalQuarantineMs: init.globalQuarantineMs ?? C.GLOBAL_QUARANTINE_MS,
-      maxSourcesPerPiece: init.maxSourcesPerPiece ?? C.MAX_SOURCES_PER_PIECE,
-      seedFanoutPerPiece: init.seedFanoutPerPiece ?? C.SEED_FANOUT_PER_PIECE,
-      seedClaimTtlMs: init.seedClaimTtlMs ?? C.SEED_CLAIM_TTL_MS,
-      seedArrivalGraceMs: init.seedArrivalGraceMs ?? C.SEED_ARRIVAL_GRACE_MS,
-      sourceWaitLimitMs: init.sourceWaitLimitMs ?? C.SOURCE_WAIT_LIMIT_MS,
-      slowSeedTransfers: init.slowSeedTransfers ?? C.SLOW_SEED_TRANSFERS,
-      seedTransferEwma: init.seedTransferEwma ?? C.SEED_TRANSFER_EWMA,
-      maxStretchedWaitMs: init.maxStretchedWaitMs ?? C.MAX_STRETCHED_WAIT_MS
-    }
+    this.#o = resolveOptions(init)
     this.#c = components
     this.#uploads = new UploadLedger({ assignmentTtlMs: this.#o.assignmentTtlMs, rateWindowMs: this.#o.rateWindowMs })
     this.#standing = new Standing({ strikesToQuarantine: this.#o.globalQuarantineStrikes, strikeWindowMs: this.#o.strikeWindowMs, quarantineMs: this.#o.globalQuarantineMs })
+    this.#plan = {
+      o: this.#o,
+      holdings: this.#holdings,
+      uploads: this.#uploads,
+      claims: this.#claims,
+      waits: this.#waits,
+      standing: this.#standing,
+      taskQuarantine: this.#taskQuarantine,
+      seed: () => this.#c.seed(),
+      peer: peerId => this.peer(peerId),
+      sourceWaitLimitMs: () => this.sourceWaitLimitMs(),
+      seedClaimTtlMs: () => this.seedClaimTtlMs()
+    }
   }
 
   // ---- queries (no state changes) ----
@@ -372,50 +306,7 @@ export class Swarm {
       const t = this.#tasks.get(e.taskId)
       if (t === undefined || t.state === 'failed') return []
       this.#uploads.expire(now)
-      const requester = e.requester
-      /** The requester when it is a live peer: only then are assignments, claims and waits recorded. */
-      const live = requester !== undefined && this.peer(requester) !== undefined ? requester : undefined
-      const assigning = live !== undefined
-      const seed = this.#c.seed()
-      const loads = new Map<string, SourceLoad | null>()
-      const loadOf = (peerId: string): SourceLoad | null => {
-        let l = loads.get(peerId)
-        if (l === undefined) loads.set(peerId, l = this.#eligibleLoad(e.taskId, peerId, requester, seed.peerId, now))
-        return l
-      }
-      const seedLoad = this.#uploads.load(seed.peerId, seed.addrs, this.#o.maxUploadsSeed, now)
-
-      const demands: PieceDemand[] = []
-      const eligible = new Map<number, SourceLoad[]>()
-      for (const index of [...t.published].sort((a, b) => a - b)) {
-        const set = this.#holdings.holders(e.taskId, index)
-        const loadsHere: SourceLoad[] = []
-        for (const id of set) {
-          const l = loadOf(id)
-          if (l !== null) loadsHere.push(l)
-        }
-        eligible.set(index, loadsHere)
-        demands.push({ index, holders: loadsHere.length, held: requester !== undefined && set.has(requester) })
-      }
-      // The requester's window: its lowest-indexed lacking pieces (it streams in order). Ties inside
-      // it are broken per requester, so concurrent requesters start on different pieces.
-      const window = new Set(demands.filter(d => !d.held).slice(0, assigning ? this.#o.assignmentWindow : 0).map(d => d.index))
-      if (requester !== undefined) for (const d of demands) if (window.has(d.index)) d.spread = spreadRank(requester, d.index)
-
-      const plans: PiecePlan[] = []
-      const waiting: number[] = []
-      for (const d of orderPieces(demands)) {
-        const holders = eligible.get(d.index) ?? []
-        const gate = live !== undefined && !d.held ? this.#seedGate(e.taskId, d.index, live, window.has(d.index), holders, now) : undefined
-        let sources = rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: this.#o.failuresBeforeDemotion, limit: this.#o.maxSourcesPerPiece, gate })
-        if (live !== undefined && window.has(d.index)) {
-          if (sources.length === 0) waiting.push(d.index)
-          sources = this.#assign(e.taskId, d.index, live, sources, now, id => id === seed.peerId ? seedLoad : loadOf(id))
-        }
-        plans.push({ index: d.index, sources })
-      }
-      if (live !== undefined) this.#waits.update(e.taskId, live, waiting, now)
-      return plans
+      return planPieces(this.#plan, e.taskId, t.published, e.requester, now)
     })
   }
 
@@ -495,62 +386,6 @@ export class Swarm {
     }
   }
 
-  /** The load of `peerId` as a source for this task and requester, or null when it may not serve. */
-  #eligibleLoad (taskId: string, peerId: string, requester: string | undefined, seedId: string, now: number): SourceLoad | null {
-    if (peerId === requester || peerId === seedId) return null
-    const p = this.peer(peerId)
-    if (p === undefined) return null
-    if (this.#standing.quarantinedUntil(peerId, now) !== undefined) return null
-    const until = this.#taskQuarantine.get(taskId)?.get(peerId)
-    if (until !== undefined && until > now) return null
-    const load = this.#uploads.load(peerId, p.addrs, this.#o.maxUploadsPerPeer, now)
-    if (requester !== undefined) load.own = this.#uploads.inFlightTo(peerId, requester, now)
-    return load
-  }
-
-  /** The seed's fan-out gate for a live requester and a piece it lacks (see `rank-sources.ts`). */
-  #seedGate (taskId: string, index: number, requester: string, inWindow: boolean, holders: readonly SourceLoad[], now: number): SeedGate {
-    const since = inWindow ? this.#waits.since(taskId, requester, index) : undefined
-    const assigned = this.#uploads.get(taskId, index, requester)
-    return {
-      assignedToHolder: assigned !== undefined && assigned.expiresAt > now && holders.some(h => h.peerId === assigned.source),
-      othersOnSeed: this.#claims.others(taskId, index, requester, now),
-      fanout: this.#o.seedFanoutPerPiece,
-      ownClaim: this.#claims.has(taskId, index, requester, now),
-      waitedOut: since !== undefined && now - since >= this.sourceWaitLimitMs()
-    }
-  }
-
-  /**
-   * Records (or keeps) the requester's assignment for one piece and returns the sources with the
-   * assigned one first. `load` gives the reply's load snapshot, updated so later pieces see it.
-   */
-  #assign (taskId: string, index: number, requester: string, sources: PieceSource[], now: number, load: (id: string) => SourceLoad | null): PieceSource[] {
-    const first = sources[0]
-    if (first === undefined) return sources
-    const current = this.#uploads.get(taskId, index, requester)
-    if (current !== undefined) {
-      const kept = sources.find(s => s.peerId === current.source)
-      // Keep a live assignment (the fetch may be running), unless it sits on the seed while a peer could serve.
-      if (kept !== undefined && !(kept.seed && !first.seed)) {
-        // A live seed assignment renews the requester's claim (its fetch may still be running).
-        if (kept.seed) this.#claims.set(taskId, index, requester, now + this.seedClaimTtlMs())
-        return [kept, ...sources.filter(s => s !== kept)]
-      }
-      const old = load(current.source)
-      if (old !== null) { old.inFlight--; old.own = Math.max(0, (old.own ?? 0) - 1) }
-    }
-    this.#uploads.assign(taskId, index, requester, first.peerId, now)
-    if (first.seed) this.#claims.set(taskId, index, requester, now + this.seedClaimTtlMs())
-    else this.#claims.end(taskId, index, requester, now)
-    const snapshot = load(first.peerId)
-    if (snapshot !== null) {
-      snapshot.inFlight++
-      snapshot.own = (snapshot.own ?? 0) + 1
-      snapshot.lastAssignedAt = now
-    }
-    return sources
-  }
 
   #quarantine (taskId: string, index: number, source: string, now: number): QuarantineStarted {
     let q = this.#taskQuarantine.get(taskId)
