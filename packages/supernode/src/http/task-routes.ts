@@ -1,5 +1,6 @@
-import { Router } from 'express'
+import { Router, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
+import type { z } from 'zod'
 import {
   dfError, digestString, piecesQuery, pieceResultsRequest, registerTaskRequest, reportPiecesRequest, taskIdFor, parseDigest,
   type PieceAvailability, type PiecesResponse, type TaskInfo
@@ -65,24 +66,25 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
     res.json(reply)
   })
 
-  router.post('/tasks/:digest/pieces', (req, res) => {
+  /** The common start of a peer's report about a task: validated body, known task and peer, in-range indices. */
+  function peerReport<T extends { peerId: string }> (req: Request, res: Response, schema: z.ZodType<T>, indices: (body: T) => number[]): { taskId: string, body: T, record: ReturnType<typeof knownTaskAndPeer> } {
     const taskId = taskIdFor(parseDigest(validate(digestString, req.params.digest, 'params')))
-    const body = validate(reportPiecesRequest, req.body, 'body')
+    const body = validate(schema, req.body, 'body')
     res.locals.taskId = taskId
     res.locals.peerId = body.peerId
     const record = knownTaskAndPeer(deps, taskId, body.peerId)
-    checkIndices(record, body.pieces)
+    checkIndices(record, indices(body))
+    return { taskId, body, record }
+  }
+
+  router.post('/tasks/:digest/pieces', (req, res) => {
+    const { taskId, body, record } = peerReport(req, res, reportPiecesRequest, b => b.pieces)
     if (record.state !== 'failed') deps.swarm.piecesHeld({ taskId, peerId: body.peerId, indices: body.pieces })
     res.status(204).end()
   })
 
   router.post('/tasks/:digest/piece-results', (req, res) => {
-    const taskId = taskIdFor(parseDigest(validate(digestString, req.params.digest, 'params')))
-    const body = validate(pieceResultsRequest, req.body, 'body')
-    res.locals.taskId = taskId
-    res.locals.peerId = body.peerId
-    const record = knownTaskAndPeer(deps, taskId, body.peerId)
-    checkIndices(record, body.results.map(r => r.index))
+    const { taskId, body } = peerReport(req, res, pieceResultsRequest, b => b.results.map(r => r.index))
     const quarantined = deps.swarm.pieceResultsReported({ taskId, requester: body.peerId, results: body.results })
     for (const q of quarantined) {
       deps.logger.warn({ taskId, peerId: q.peerId, reporter: body.peerId, scope: q.scope }, 'peer served a piece that failed verification; quarantined')
