@@ -48,3 +48,77 @@ export function printTable (header: string[], rows: string[][]): void {
   console.log(widths.map(w => '-'.repeat(w)).join('  '))
   for (const r of rows) console.log(line(r))
 }
+
+/** Linux USER_HZ: the unit of /proc CPU times (100 on every mainstream architecture). */
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+export async function processCpuSeconds (pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the parenthesised command (which may contain spaces): utime is the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return 0
+  }
+}
+
+/** Whole-machine CPU seconds so far: busy (everything but idle and iowait) and total, over all cores. */
+export async function machineCpuSeconds (): Promise<{ busy: number, total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? ''
+  const t = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = t.reduce((a, b) => a + b, 0)
+  const idle = (t[3] ?? 0) + (t[4] ?? 0)
+  return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, total: total / CLOCK_TICKS_PER_SECOND }
+}
+
+/**
+ * CPU used by named groups of processes and by the whole machine between `start()` and `stop()`.
+ * What the groups do not explain (kernel network and softirq work, short-lived tools) is "other".
+ */
+export class CpuAccount {
+  readonly #groups: Map<string, number[]>
+  #start: { machine: { busy: number, total: number }, perPid: Map<number, number> } | undefined
+
+  constructor (groups: Record<string, number[]>) {
+    this.#groups = new Map(Object.entries(groups))
+  }
+
+  async start (): Promise<void> {
+    this.#start = { machine: await machineCpuSeconds(), perPid: await this.#perPid() }
+  }
+
+  /** Seconds per group, `other`, and the machine's busy core-seconds, wall seconds and cores. */
+  async stop (): Promise<CpuUse> {
+    const s = this.#start
+    if (s === undefined) throw new Error('CpuAccount.stop() before start()')
+    const perPid = await this.#perPid()
+    const machine = await machineCpuSeconds()
+    const groups: Record<string, number> = {}
+    let attributed = 0
+    for (const [name, pids] of this.#groups) {
+      const used = pids.reduce((n, pid) => n + Math.max(0, (perPid.get(pid) ?? 0) - (s.perPid.get(pid) ?? 0)), 0)
+      groups[name] = used
+      attributed += used
+    }
+    const busy = machine.busy - s.machine.busy
+    groups.other = Math.max(0, busy - attributed)
+    return { groups, busy, available: machine.total - s.machine.total }
+  }
+
+  async #perPid (): Promise<Map<number, number>> {
+    const m = new Map<number, number>()
+    for (const pids of this.#groups.values()) for (const pid of pids) m.set(pid, await processCpuSeconds(pid))
+    return m
+  }
+}
+
+export interface CpuUse {
+  /** CPU seconds per group, plus `other`. */
+  groups: Record<string, number>
+  /** Busy core-seconds of the whole machine. */
+  busy: number
+  /** Core-seconds that elapsed (wall time × cores). */
+  available: number
+}

@@ -1,5 +1,5 @@
 import { copyFile, mkdir } from 'node:fs/promises'
-import { loadavg } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { basename, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -8,7 +8,7 @@ import {
   startContainerd, startDfclient, startProcess, startRegistry, startSupernode, stopAllProcesses, writeHostsToml,
   type Containerd, type DamselflyProcess, type ManagedProcess, type NetnsNode, type Registry, type SwarmNetwork, type TestImage
 } from '../harness/index.js'
-import { median, printTable } from './measure.js'
+import { CpuAccount, median, printTable, type CpuUse } from './measure.js'
 
 const USAGE = `npm run bench -- swarm [options]
   --hosts N              host namespaces, each with a dfclient and a containerd (default 3)
@@ -55,6 +55,8 @@ interface ModeResult {
   fromSupernodeBytes?: number
   fallbacks?: number
   servedBySource?: Record<string, number>
+  /** CPU used while the pulls ran. */
+  cpu: CpuUse
 }
 
 /** `100mbit` → bytes per second (tc units: k/m/g/t = powers of 1000; `bit` or `bps` = bytes). */
@@ -192,14 +194,23 @@ export async function runSwarmBench (argv: string[]): Promise<void> {
       console.log(`\n[${mode}] ${hostCount} concurrent pull(s)…`)
       const mark = registry.mark()
       const tx0 = (await net.linkBytes(regNode)).tx
+      const cpu = new CpuAccount({
+        dfclients: hosts.flatMap((h) => h.dfclient === undefined ? [] : [h.dfclient.process.pid]),
+        supernode: supernode === undefined || mode !== 'damselfly' ? [] : [supernode.process.pid],
+        containerd: hosts.map((h) => h.containerd.process.pid),
+        registry: [registry.process.pid]
+      })
+      await cpu.start()
       const pulls = await Promise.all(hosts.map(async (h) => await timedPull(h, mode, ref, remainingMs(), logFiles)))
+      const cpuUse = await cpu.stop()
       for (const h of hosts) await verifyImage(h, ref, image)
       await new Promise((resolve) => setTimeout(resolve, 500)) // access-log lines are written after the response
       const result: ModeResult = {
         mode,
         pulls,
         registryBytes: registry.egressBytes(mark),
-        registryLinkTx: (await net.linkBytes(regNode)).tx - tx0
+        registryLinkTx: (await net.linkBytes(regNode)).tx - tx0,
+        cpu: cpuUse
       }
       if (mode === 'damselfly') Object.assign(result, await damselflyCounters(net, supernode!, hosts))
       results.push(result)
@@ -387,6 +398,29 @@ function printSwarmTable (results: ModeResult[], imageBytes: number, hostRate: s
     console.log(`  ${r.mode}: ${parts.join('; ')}`)
   }
   console.log('  copies = bytes ÷ image size; pull s = ctr spawn → exit (fetch + unpack); fetch s = until ctr starts unpacking.')
+  printCpuTable(results, imageBytes, hostCount)
+}
+
+/**
+ * Where the machine's CPU went while the pulls ran. On a small machine that hosts every node, a busy
+ * share near 100% means the pull times measure this machine's cores, not the network or the schedule:
+ * `busy ÷ cores` is then the least wall time the same work could take here.
+ */
+function printCpuTable (results: ModeResult[], imageBytes: number, hostCount: number): void {
+  const cores = availableParallelism()
+  const names = [...new Set(results.flatMap((r) => Object.keys(r.cpu.groups)))]
+  console.log(`
+CPU while the pulls ran (${cores} cores shared by every namespace; core-seconds; per GB = per GB pulled by all hosts):`)
+  printTable(
+    ['mode', 'machine busy', 'busy ÷ cores s', ...names, 'per GB pulled'],
+    results.map((r) => [
+      r.mode,
+      `${(100 * r.cpu.busy / r.cpu.available).toFixed(0)}%`,
+      (r.cpu.busy / cores).toFixed(1),
+      ...names.map((n) => (r.cpu.groups[n] ?? 0).toFixed(1)),
+      (r.cpu.busy / (hostCount * imageBytes / 1e9)).toFixed(1)
+    ])
+  )
 }
 
 function printOneNodeTable (results: ModeResult[], warm: PullResult | undefined, imageBytes: number, hostRate: string, registryRate: string): void {

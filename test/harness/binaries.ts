@@ -67,6 +67,14 @@ export interface DfclientOptions extends CommonOptions {
   name?: string
 }
 
+/**
+ * Extra node options for our binaries from `$DAMSELFLY_NODE_ARGS` (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` — node refuses those in NODE_OPTIONS.
+ */
+function nodeArgs (): string[] {
+  return (process.env.DAMSELFLY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+}
+
 function registryArgs (regs: RegistryMapping[] = []): string[] {
   return regs.flatMap((r) => ['--registry', `${r.host}=${r.url}`])
 }
@@ -88,7 +96,7 @@ async function startBinary (name: string, script: string, args: string[], opts: 
   const dataDir = join(opts.dir, 'data')
   const entry = join(repoRoot(), script)
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\` at the repository root first`)
-  const proc = startProcess({ name, command: process.execPath, args: [entry, ...args], logDir: opts.dir, env: opts.env, netns: opts.netns })
+  const proc = startProcess({ name, command: process.execPath, args: [...nodeArgs(), entry, ...args], logDir: opts.dir, env: opts.env, netns: opts.netns })
   try {
     const line = await proc.waitForLine((l, s) => s === 'stdout' && parseReadyLine(l) !== undefined, opts.readyTimeoutMs ?? 30_000)
     const ready = parseReadyLine(line)!
