@@ -410,7 +410,7 @@ function printCpuTable (results: ModeResult[], imageBytes: number, hostCount: nu
   const cores = availableParallelism()
   const names = [...new Set(results.flatMap((r) => Object.keys(r.cpu.groups)))]
   console.log(`
-CPU while the pulls ran (${cores} cores shared by every namespace; core-seconds; per GB = per GB pulled by all hosts):`)
+CPU while the pulls ran (${cores} cores shared by every namespace; core-seconds; other = kernel network work and anything else running on the machine; per GB = per GB pulled by all hosts):`)
   printTable(
     ['mode', 'machine busy', 'busy ÷ cores s', ...names, 'per GB pulled'],
     results.map((r) => [
