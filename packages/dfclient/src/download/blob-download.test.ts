@@ -266,6 +266,52 @@ describe('BlobDownload', () => {
     expect(await cache.get(fx.digest)).toBeUndefined()
   })
 
+  it('retries the piece the reader waits for from another source when its source is slow, and aborts the slow transfer', async () => {
+    const fx = blobFixture(10 * MiB + 123)
+    const peerB: PieceSource = { peerId: 'QmPeerB', addrs: ['/ip4/127.0.0.1/tcp/4'], seed: false }
+    const tasks = fakeTasks(fx.task, fx.pieceDigests, { sources: [peerA, peerB, seed] })
+    const fast = fakeFetcher(fx.bytes)
+    const aborted: number[] = []
+    const fetcher: PieceFetcher & { calls: Array<[string, number]> } = {
+      calls: fast.calls,
+      fetchPiece: async (source, request, expected, signal, into) => {
+        // peerA stalls on piece 1 until aborted (a wedged upload); everything else is quick.
+        if (source.peerId === peerA.peerId && request.index === 1) {
+          fast.calls.push([source.peerId, request.index])
+          await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+          aborted.push(request.index)
+          throw signal.reason
+        }
+        return await fast.fetchPiece(source, request, expected, signal, into)
+      }
+    }
+    const retries: Array<{ index: number, slowPeerId: string, peerId: string }> = []
+    const c: BlobDownloadComponents = { tasks, fetcher, cache: new MemoryPieceCache(), upstream: noUpstream, events: { slowPieceRetry: (r) => { retries.push(r) } } }
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/v2/a/blobs/x', selfPeerId: SELF, slowPiece: { factor: 4, minMs: 100, unknownMs: 200 } }, c, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(retries).toEqual([expect.objectContaining({ index: 1, slowPeerId: peerA.peerId, peerId: peerB.peerId })])
+    expect(fetcher.calls).toContainEqual([peerB.peerId, 1])
+    expect(aborted).toEqual([1])
+    // The slow source is not reported as failed (we aborted it); the retry is reported as a success.
+    expect(tasks.results.filter(r => r.index === 1)).toEqual([expect.objectContaining({ sourcePeerId: peerB.peerId, ok: true })])
+  })
+
+  it('does not retry a piece nobody is waiting for yet, however slow', async () => {
+    const fx = blobFixture(10 * MiB + 123)
+    const peerB: PieceSource = { peerId: 'QmPeerB', addrs: ['/ip4/127.0.0.1/tcp/4'], seed: false }
+    const tasks = fakeTasks(fx.task, fx.pieceDigests, { sources: [peerA, peerB, seed] })
+    // Piece 2 is slow (400 ms) but the reader is still on piece 0, which takes 600 ms.
+    const fetcher = fakeFetcher(fx.bytes, { delayMs: i => [600, 0, 400][i] ?? 0 })
+    const retries: number[] = []
+    const c: BlobDownloadComponents = { tasks, fetcher, cache: new MemoryPieceCache(), upstream: noUpstream, events: { slowPieceRetry: (r) => { retries.push(r.index) } } }
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/v2/a/blobs/x', selfPeerId: SELF, slowPiece: { factor: 4, minMs: 100, unknownMs: 300 } }, c, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    // Only piece 0 (the one read first) was slow while awaited.
+    expect(retries).toEqual([0])
+  })
+
   it('does not spin when the supernode answers a long poll at once without news', async () => {
     const fx = blobFixture(5 * MiB)
     let polls = 0

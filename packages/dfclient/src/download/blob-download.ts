@@ -2,6 +2,7 @@ import { Digester, dfError, layoutFor, parseDigest, pieceIndexAt, pieceRange, ty
 import type { PieceCache } from '../storage/piece-cache.js'
 import { PieceScheduler } from './piece-scheduler.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory, UpstreamRangeOpener } from './ports.js'
+import type { SlowPieceLimits } from './slow-piece.js'
 
 export interface BlobDownloadInit {
   digest: string
@@ -14,6 +15,7 @@ export interface BlobDownloadInit {
   pollWaitMs?: number
   maxRounds?: number
   maxPollFailures?: number
+  slowPiece?: SlowPieceLimits
 }
 
 export interface BlobDownloadComponents {
@@ -81,6 +83,7 @@ export class BlobDownload {
       const scheduler = new PieceScheduler({
         ...DEFAULTS,
         ...definedOnly({ concurrency: this.#init.concurrency, window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures }),
+        ...(this.#init.slowPiece === undefined ? {} : { slowPiece: this.#init.slowPiece }),
         digest,
         layout,
         selfPeerId: this.#init.selfPeerId,

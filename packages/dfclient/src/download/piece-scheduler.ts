@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import { dfError, isDfError, pieceRange, type PieceAvailability, type PieceLayout, type PieceResult, type PieceSource } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
+import { pollAvailability } from './availability-poll.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory } from './ports.js'
-
-/** Pause after an early long-poll reply with no news: at most 5 polls a second per download. */
-const EARLY_REPLY_PAUSE_MS = 200
+import { rankSources } from './rank-sources.js'
+import { PieceTimes, type SlowPieceLimits } from './slow-piece.js'
 
 export interface PieceSchedulerInit {
   digest: string
@@ -22,6 +22,8 @@ export interface PieceSchedulerInit {
   maxRounds: number
   /** Consecutive failed availability polls tolerated before P2P is given up. */
   maxPollFailures: number
+  /** When the piece the reader waits for is retried elsewhere; default `SLOW_PIECE_LIMITS`. */
+  slowPiece?: SlowPieceLimits
 }
 
 export interface PieceSchedulerComponents {
@@ -39,29 +41,17 @@ export type PieceLocation = Uint8Array | undefined
 
 interface Deferred { resolve: (b: PieceLocation) => void, reject: (e: Error) => void }
 
-/**
- * Uploads a peer is trusted with at once; mirrors the supernode's MAX_UPLOADS_PER_PEER. Used only to
- * judge whether our own fetches alone saturate a peer.
- */
-export const PEER_UPLOAD_CAP = 4
-
-/**
- * The sources to try for a piece, never ourselves, in the supernode's order: it ranks working holders
- * by load and puts the seed first only when no peer holding the piece could serve at reply time. A
- * reply is a snapshot, and the load that made the seed first is often our own earlier fetches, which
- * have finished since (the next reply comes only after our held-piece report). So when the seed is
- * first, the first listed peer that our own fetches do not saturate (`ownLoad` below the cap) and that
- * has not failed us (`failed`) goes before it; the seed stays the fallback. This keeps pulls on peers
- * and off the seed, which is what P2P is for.
- */
-export function rankSources (sources: readonly PieceSource[], selfPeerId: string, ownLoad?: (peerId: string) => number, failed?: ReadonlySet<string>): PieceSource[] {
-  const list = sources.filter(s => s.peerId !== selfPeerId)
-  const first = list[0]
-  if (first === undefined || !first.seed || ownLoad === undefined) return list
-  const k = list.findIndex(s => !s.seed && failed?.has(s.peerId) !== true && ownLoad(s.peerId) < PEER_UPLOAD_CAP)
-  if (k <= 0) return list
-  return [list[k] as PieceSource, ...list.slice(0, k), ...list.slice(k + 1)]
+/** A piece fetch under way: its current source and since when, and its slow-piece retry if any. */
+interface Running {
+  /** Aborts this fetch only (the retry won). */
+  abort: AbortController
+  source: string | undefined
+  since: number
+  /** The retry from another source, once started (one per fetch). */
+  retry?: { source: string, abort: AbortController }
 }
+
+export { PEER_UPLOAD_CAP, rankSources } from './rank-sources.js'
 
 /**
  * Drives the pieces of one blob range: long-polls availability, fetches up to `concurrency` missing
@@ -85,6 +75,13 @@ export class PieceScheduler {
   readonly #inCache = new Set<number>()
   readonly #waiters = new Map<number, Deferred>()
   readonly #inflight = new Set<number>()
+  readonly #running = new Map<number, Running>()
+  /** Pieces whose verified bytes are being staged: the other of two racing fetches drops its copy. */
+  readonly #landing = new Set<number>()
+  /** Pieces with a slow-piece retry in flight. */
+  readonly #retrying = new Set<number>()
+  readonly #times: PieceTimes
+  #slowTimer: NodeJS.Timeout | undefined
   readonly #rounds = new Map<number, number>()
   readonly #notBefore = new Map<number, number>()
   readonly #pending = new Set<number>()
@@ -96,7 +93,6 @@ export class PieceScheduler {
   /** Commits still running: pieces are streamed first, made durable and reported after. */
   readonly #commits = new Set<Promise<void>>()
   #cursor: number
-  #version = 0
   #polling = false
   #error: Error | undefined
   #timer: NodeJS.Timeout | undefined
@@ -105,6 +101,7 @@ export class PieceScheduler {
     this.#init = init
     this.#c = components
     this.#cursor = init.first
+    this.#times = new PieceTimes(init.slowPiece)
     if (signal.aborted) this.#abort.abort(signal.reason)
     else signal.addEventListener('abort', () => { this.stop() }, { once: true })
   }
@@ -123,6 +120,8 @@ export class PieceScheduler {
   stop (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
+    if (this.#slowTimer !== undefined) clearTimeout(this.#slowTimer)
+    this.#slowTimer = undefined
     this.#abort.abort(new Error('piece scheduler stopped'))
     this.#fail(dfError('DF_ERR_SHUTTING_DOWN', 'download stopped'))
     this.#pool.length = 0
@@ -164,17 +163,14 @@ export class PieceScheduler {
   }
 
   async #pollLoop (): Promise<void> {
-    const signal = this.#abort.signal
-    const { pollWaitMs } = this.#init
-    let failures = 0
-    while (!signal.aborted && this.#error === undefined && this.#pending.size > 0) {
-      const since = this.#version
-      const waitMs = since === 0 ? 0 : pollWaitMs
-      const asked = Date.now()
-      try {
-        const res = await this.#c.tasks.pollPieces(this.#init.digest, since, waitMs, signal)
-        failures = 0
-        this.#version = res.version
+    await pollAvailability({
+      tasks: this.#c.tasks,
+      digest: this.#init.digest,
+      pollWaitMs: this.#init.pollWaitMs,
+      maxPollFailures: this.#init.maxPollFailures,
+      signal: this.#abort.signal,
+      wanted: () => this.#error === undefined && this.#pending.size > 0,
+      onReply: (res) => {
         this.#order.clear()
         for (let k = 0; k < res.pieces.length; k++) {
           const p = res.pieces[k] as PieceAvailability
@@ -183,23 +179,13 @@ export class PieceScheduler {
         }
         if (res.task.state === 'failed') {
           this.#fail(dfError('DF_ERR_TASK_FAILED', `task ${this.#init.digest} failed at the supernode`))
-          return
+          return false
         }
         this.#pump()
-        // An answer without news that came back early must not turn this loop into a busy one. The
-        // pause stays short because the supernode also ends a poll early on purpose, when a piece's
-        // wait for a peer source runs out and the seed becomes eligible (scheduler SOURCE_WAIT_LIMIT_MS).
-        if (since !== 0 && res.version === since && Date.now() - asked < waitMs / 2) await sleep(Math.min(EARLY_REPLY_PAUSE_MS, waitMs), signal)
-      } catch (err) {
-        if (signal.aborted) return
-        failures++
-        if (failures >= this.#init.maxPollFailures) {
-          this.#fail(asError(err))
-          return
-        }
-        await sleep(250 * failures, signal)
-      }
-    }
+        return true
+      },
+      onGiveUp: (err) => { this.#fail(err) }
+    })
   }
 
   #pump (): void {
@@ -210,7 +196,7 @@ export class PieceScheduler {
     const end = Math.min(last, this.#cursor + window - 1)
     const candidates: number[] = []
     for (let i = this.#cursor; i <= end; i++) {
-      if (!this.#pending.has(i) || this.#inflight.has(i)) continue
+      if (!this.#pending.has(i) || this.#inflight.has(i) || this.#landing.has(i) || this.#retrying.has(i)) continue
       // Another download of the same blob (a second client) may have staged it meanwhile.
       if (this.#c.cache.hasPieceBytes(digest, i)) { this.#pending.delete(i); this.#readable(i); continue }
       const a = this.#avail.get(i)
@@ -228,12 +214,95 @@ export class PieceScheduler {
     if (earliest !== Infinity && this.#timer === undefined) {
       this.#timer = setTimeout(() => { this.#timer = undefined; this.#pump() }, earliest - now)
     }
+    this.#checkSlow()
+  }
+
+  /**
+   * Retries the piece the reader waits for from another source once its current source has been
+   * slow with it (see `slow-piece.ts`); otherwise arms a timer for the moment it would count as slow.
+   */
+  #checkSlow (): void {
+    if (this.#slowTimer !== undefined) { clearTimeout(this.#slowTimer); this.#slowTimer = undefined }
+    const index = this.#cursor
+    const run = this.#running.get(index)
+    if (run === undefined || run.retry !== undefined || run.source === undefined || !this.#waiters.has(index)) return
+    const due = run.since + this.#times.slowAfterMs()
+    const now = performance.now()
+    if (now < due) {
+      this.#slowTimer = setTimeout(() => { this.#slowTimer = undefined; this.#checkSlow() }, Math.ceil(due - now))
+      return
+    }
+    const a = this.#avail.get(index)
+    const load = (peerId: string): number => this.#ownLoad.get(peerId) ?? 0
+    const other = a === undefined ? undefined : rankSources(a.sources, this.#init.selfPeerId, load, this.#failedSources).find(s => s.peerId !== run.source)
+    // No other source yet: the next availability reply calls #pump, which checks again.
+    if (other === undefined) return
+    void this.#retrySlow(index, run, other, a as PieceAvailability, now - run.since)
+  }
+
+  async #retrySlow (index: number, run: Running, source: PieceSource, a: PieceAvailability, slowMs: number): Promise<void> {
+    const abort = new AbortController()
+    run.retry = { source: source.peerId, abort }
+    this.#retrying.add(index)
+    try {
+      await this.#retryFrom(index, run, source, a, slowMs, abort)
+    } finally {
+      this.#retrying.delete(index)
+      this.#pump()
+    }
+  }
+
+  async #retryFrom (index: number, run: Running, source: PieceSource, a: PieceAvailability, slowMs: number, abort: AbortController): Promise<void> {
+    const { digest, layout } = this.#init
+    this.#c.events?.slowPieceRetry?.({ index, slowPeerId: run.source ?? '', peerId: source.peerId, slowMs: Math.round(slowMs), typicalMs: Math.round(this.#times.typicalMs ?? 0) })
+    const signal = AbortSignal.any([this.#abort.signal, abort.signal])
+    const expected = { size: pieceRange(layout, index).length, digest: a.digest }
+    // Its own buffer: the first fetch is still receiving into its pooled one.
+    const buffer = Buffer.allocUnsafeSlow(layout.pieceSize)
+    const began = performance.now()
+    this.#ownLoad.set(source.peerId, (this.#ownLoad.get(source.peerId) ?? 0) + 1)
+    let bytes: Uint8Array
+    try {
+      bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal, buffer)
+    } catch (err) {
+      if (!signal.aborted) this.#sourceFailed(index, source.peerId, err)
+      return
+    } finally {
+      this.#ownLoad.set(source.peerId, (this.#ownLoad.get(source.peerId) ?? 0) - 1)
+    }
+    if (this.#landing.has(index) || !this.#pending.has(index)) return // the first fetch won after all
+    run.abort.abort(new Error('a retry from another source delivered the piece first'))
+    this.#landed(index, source, bytes, performance.now() - began)
+    await this.#stage(index, a.digest, bytes)
+    this.#landing.delete(index)
+  }
+
+  /** A verified piece arrived: reported, timed and counted. The caller stages it next. */
+  #landed (index: number, source: PieceSource, bytes: Uint8Array, ms: number): void {
+    this.#landing.add(index)
+    this.#times.record(ms)
+    this.#result({ index, sourcePeerId: source.peerId, ok: true, bytes: bytes.byteLength, durationMs: Math.round(ms) })
+    this.#c.events?.pieceReceived?.(bytes.byteLength, source.seed ? 'supernode' : 'peer')
+  }
+
+  #sourceFailed (index: number, peerId: string, err: unknown): Error {
+    const error = asError(err)
+    this.#failedSources.add(peerId)
+    const code = isDfError(err) ? err.code : 'DF_ERR_PROTOCOL'
+    this.#result({ index, sourcePeerId: peerId, ok: false, code })
+    const info = { index, peerId, error }
+    // Only a SHA-256 mismatch is a verify failure; a short or broken stream is a source failure.
+    if (code === 'DF_ERR_PIECE_DIGEST_MISMATCH') this.#c.events?.verifyFailure?.(info)
+    else this.#c.events?.sourceFailure?.(info)
+    return error
   }
 
   async #fetch (index: number, a: PieceAvailability): Promise<void> {
     const { digest, layout, selfPeerId } = this.#init
-    const signal = this.#abort.signal
+    const run: Running = { abort: new AbortController(), source: undefined, since: performance.now() }
+    const signal = AbortSignal.any([this.#abort.signal, run.abort.signal])
     this.#inflight.add(index)
+    this.#running.set(index, run)
     const expected = { size: pieceRange(layout, index).length, digest: a.digest }
     const buffer = this.#pool.pop() ?? Buffer.allocUnsafeSlow(layout.pieceSize)
     let lastError: Error = dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest}: no source`)
@@ -241,30 +310,31 @@ export class PieceScheduler {
     try {
       const load = (peerId: string): number => this.#ownLoad.get(peerId) ?? 0
       for (const source of rankSources(a.sources, selfPeerId, load, this.#failedSources)) {
+        // The slow-piece retry already works on this source.
+        if (run.retry?.source === source.peerId) continue
         let bytes: Uint8Array
         const began = performance.now()
+        run.source = source.peerId
+        run.since = began
         this.#ownLoad.set(source.peerId, load(source.peerId) + 1)
         try {
           bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal, buffer)
         } catch (err) {
           if (signal.aborted) return
-          lastError = asError(err)
-          this.#failedSources.add(source.peerId)
-          const code = isDfError(err) ? err.code : 'DF_ERR_PROTOCOL'
-          this.#result({ index, sourcePeerId: source.peerId, ok: false, code })
-          const info = { index, peerId: source.peerId, error: lastError }
-          // Only a SHA-256 mismatch is a verify failure; a short or broken stream is a source failure.
-          if (code === 'DF_ERR_PIECE_DIGEST_MISMATCH') this.#c.events?.verifyFailure?.(info)
-          else this.#c.events?.sourceFailure?.(info)
+          lastError = this.#sourceFailed(index, source.peerId, err)
           continue
         } finally {
           this.#ownLoad.set(source.peerId, load(source.peerId) - 1)
         }
-        this.#result({ index, sourcePeerId: source.peerId, ok: true, bytes: bytes.byteLength, durationMs: Math.round(performance.now() - began) })
-        this.#c.events?.pieceReceived?.(bytes.byteLength, source.seed ? 'supernode' : 'peer')
+        if (this.#landing.has(index) || !this.#pending.has(index)) return // the retry won
+        run.retry?.abort.abort(new Error('the first fetch delivered the piece'))
+        this.#landed(index, source, bytes, performance.now() - began)
         pooled = await this.#stage(index, a.digest, bytes)
+        this.#landing.delete(index)
         return
       }
+      // Every source failed, but the slow-piece retry is still running: it decides this round.
+      if (this.#retrying.has(index)) return
       const rounds = (this.#rounds.get(index) ?? 0) + 1
       this.#rounds.set(index, rounds)
       if (rounds >= this.#init.maxRounds) {
@@ -275,6 +345,7 @@ export class PieceScheduler {
     } finally {
       if (pooled && !signal.aborted) this.#pool.push(buffer)
       this.#inflight.delete(index)
+      this.#running.delete(index)
       const w = this.#waiters.get(index)
       if (this.#error !== undefined && w !== undefined) {
         this.#waiters.delete(index)
@@ -364,12 +435,4 @@ export class PieceScheduler {
 
 function asError (err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
-}
-
-async function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>(resolve => {
-    const onAbort = (): void => { clearTimeout(t); resolve() }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }

@@ -37,4 +37,6 @@ export interface DownloadEvents {
   verifyFailure?: (info: { index: number, peerId: string, error: Error }) => void
   sourceFailure?: (info: { index: number, peerId: string, error: Error }) => void
   upstreamContinuation?: (info: { offset: number, error: Error }) => void
+  /** The piece the reader waits for was slow from `slowPeerId`; it is now also fetched from `peerId`. */
+  slowPieceRetry?: (info: { index: number, slowPeerId: string, peerId: string, slowMs: number, typicalMs: number }) => void
 }
