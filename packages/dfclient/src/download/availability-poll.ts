@@ -11,6 +11,8 @@ export interface AvailabilityPollInit {
   /** Consecutive failed polls tolerated before `onGiveUp`. */
   maxPollFailures: number
   signal: AbortSignal
+  /** The piece the reader needs next, sent with each poll. */
+  from: () => number
   /** Whether to keep polling (pieces still missing, no failure). */
   wanted: () => boolean
   /** Each reply; return false to stop (the task failed). */
@@ -31,7 +33,7 @@ export async function pollAvailability (o: AvailabilityPollInit): Promise<void> 
     const waitMs = since === 0 ? 0 : pollWaitMs
     const asked = Date.now()
     try {
-      const res = await o.tasks.pollPieces(o.digest, since, waitMs, signal)
+      const res = await o.tasks.pollPieces(o.digest, since, waitMs, signal, o.from())
       failures = 0
       version = res.version
       if (!o.onReply(res)) return

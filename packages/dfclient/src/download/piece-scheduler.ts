@@ -47,6 +47,9 @@ interface Running {
   abort: AbortController
   source: string | undefined
   since: number
+  /** Bytes of the piece received from the current source so far, of `size`. */
+  received: number
+  size: number
   /** The retry from another source, once started (one per fetch). */
   retry?: { source: string, abort: AbortController }
 }
@@ -169,6 +172,7 @@ export class PieceScheduler {
       pollWaitMs: this.#init.pollWaitMs,
       maxPollFailures: this.#init.maxPollFailures,
       signal: this.#abort.signal,
+      from: () => this.#cursor,
       wanted: () => this.#error === undefined && this.#pending.size > 0,
       onReply: (res) => {
         this.#order.clear()
@@ -226,10 +230,10 @@ export class PieceScheduler {
     const index = this.#cursor
     const run = this.#running.get(index)
     if (run === undefined || run.retry !== undefined || run.source === undefined || !this.#waiters.has(index)) return
-    const due = run.since + this.#times.slowAfterMs()
     const now = performance.now()
-    if (now < due) {
-      this.#slowTimer = setTimeout(() => { this.#slowTimer = undefined; this.#checkSlow() }, Math.ceil(due - now))
+    const wait = this.#times.msUntilSlow(now - run.since, run.received / run.size)
+    if (wait > 0) {
+      this.#slowTimer = setTimeout(() => { this.#slowTimer = undefined; this.#checkSlow() }, Math.ceil(wait))
       return
     }
     const a = this.#avail.get(index)
@@ -299,7 +303,7 @@ export class PieceScheduler {
 
   async #fetch (index: number, a: PieceAvailability): Promise<void> {
     const { digest, layout, selfPeerId } = this.#init
-    const run: Running = { abort: new AbortController(), source: undefined, since: performance.now() }
+    const run: Running = { abort: new AbortController(), source: undefined, since: performance.now(), received: 0, size: pieceRange(layout, index).length }
     const signal = AbortSignal.any([this.#abort.signal, run.abort.signal])
     this.#inflight.add(index)
     this.#running.set(index, run)
@@ -316,9 +320,10 @@ export class PieceScheduler {
         const began = performance.now()
         run.source = source.peerId
         run.since = began
+        run.received = 0
         this.#ownLoad.set(source.peerId, load(source.peerId) + 1)
         try {
-          bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal, buffer)
+          bytes = await this.#c.fetcher.fetchPiece(source, { taskId: digest, index }, expected, signal, buffer, n => { run.received += n })
         } catch (err) {
           if (signal.aborted) return
           lastError = this.#sourceFailed(index, source.peerId, err)

@@ -9,8 +9,8 @@ import type { PieceResult, PieceSource, PiecesResponse, TaskInfo } from '@damsel
 export interface TaskDirectory {
   /** Registers interest in a blob; resolves once its size is known. Throws DfErrors. */
   registerTask: (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<TaskInfo>
-  /** Long-polls piece availability newer than `since`. */
-  pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal) => Promise<PiecesResponse>
+  /** Long-polls piece availability newer than `since`; `from` is the piece the reader needs next. */
+  pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal, from?: number) => Promise<PiecesResponse>
   /** Tells the supernode this peer now serves these pieces (fire and forget; the adapter batches). */
   reportPieces: (digest: string, indexes: number[]) => void
   /**
@@ -25,7 +25,7 @@ export interface TaskDirectory {
  * With `into`, the bytes may be received into it (the result is then a view of it; the caller owns both).
  */
 export interface PieceFetcher {
-  fetchPiece: (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array) => Promise<Uint8Array>
+  fetchPiece: (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array, onBytes?: (n: number) => void) => Promise<Uint8Array>
 }
 
 /** Byte stream of the blob straight from the upstream registry, starting at `offset` (end inclusive). */

@@ -19,6 +19,9 @@ export const SLOW_PIECE_FACTOR = 4
 export const SLOW_PIECE_MIN_MS = 2_000
 export const SLOW_PIECE_UNKNOWN_MS = 8_000
 
+/** How soon a slow transfer that is about to finish is looked at again. */
+const RECHECK_MS = 250
+
 /** Weight of the newest successful fetch in the typical piece time. */
 const EWMA_WEIGHT = 0.2
 
@@ -46,6 +49,20 @@ export class PieceTimes {
 
   get typicalMs (): number | undefined {
     return this.#typicalMs
+  }
+
+  /**
+   * How much longer to let the current source work before retrying the piece elsewhere (0 = now),
+   * given how long it has been at it and the fraction of the piece it has sent. Past the slow
+   * threshold a transfer is still left alone while it would finish sooner than a fresh fetch
+   * typically takes: aborting a nearly complete piece would throw away most of a copy.
+   */
+  msUntilSlow (elapsedMs: number, fraction: number): number {
+    const slow = this.slowAfterMs() - elapsedMs
+    if (slow > 0) return slow
+    const remainingMs = fraction <= 0 ? Infinity : elapsedMs * (1 - fraction) / fraction
+    const fresh = this.#typicalMs ?? this.#limits.minMs
+    return remainingMs > fresh ? 0 : Math.max(RECHECK_MS, remainingMs / 2)
   }
 
   /** How long one source may take with a piece before it is retried elsewhere. */

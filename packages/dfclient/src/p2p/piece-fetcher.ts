@@ -18,7 +18,7 @@ export class Libp2pPieceFetcher implements PieceFetcher {
     this.#node = node
   }
 
-  async fetchPiece (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array): Promise<Uint8Array> {
+  async fetchPiece (source: PieceSource, request: { taskId: string, index: number }, expected: { size: number, digest: string }, signal: AbortSignal, into?: Uint8Array, onBytes?: (n: number) => void): Promise<Uint8Array> {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(PIECE_TIMEOUT_MS)])
     let stream
     try {
@@ -31,7 +31,7 @@ export class Libp2pPieceFetcher implements PieceFetcher {
       throw dfError('DF_ERR_PEER_UNREACHABLE', `peer ${source.peerId}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
     }
     try {
-      return await fetchPiece(stream, request, expected, into === undefined ? { signal: deadline } : { signal: deadline, into })
+      return await fetchPiece(stream, request, expected, { signal: deadline, ...(into === undefined ? {} : { into }), ...(onBytes === undefined ? {} : { onBytes }) })
     } catch (err) {
       if (isDfError(err) || signal.aborted) throw err
       throw dfError('DF_ERR_PROTOCOL', `peer ${source.peerId}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })

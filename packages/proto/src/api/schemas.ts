@@ -85,9 +85,14 @@ export const taskInfo = z.object({
 })
 export type TaskInfo = z.infer<typeof taskInfo>
 
-// GET /api/v1/tasks/:digest/pieces?peerId=&since=&waitMs= — who holds which piece, with piece digests.
+// GET /api/v1/tasks/:digest/pieces?peerId=&since=&waitMs=&from= — who holds which piece, with piece digests.
 export const piecesQuery = z.object({
   peerId: peerIdString.optional(),
+  /**
+   * The piece the caller reads next: it fetches only pieces from here to its window's end, so the
+   * supernode assigns it pieces there (without it, the caller's lowest-indexed lacking pieces).
+   */
+  from: z.coerce.number().int().nonnegative().max(API_LIMITS.maxReportedPieces).optional(),
   /** The `version` of the caller's last reply: with `waitMs`, the call waits until something changes. */
   since: z.coerce.number().int().nonnegative().optional(),
   waitMs: z.coerce.number().int().min(0).max(API_LIMITS.maxWaitMs).optional()

@@ -51,14 +51,15 @@ export async function createP2PNode (init: P2PNodeInit): Promise<Libp2p> {
     }
   })
   await node.handle(PIECE_PROTOCOL, async (stream, connection) => {
+    const started = Date.now()
     // servePiece starts reading before any await of its own (LIBP2P.md gotcha 2).
     const result = await servePiece(stream, init.openPiece, {
       signal: AbortSignal.timeout(PIECE_STREAM_TIMEOUT_MS),
       onBytes: init.onUploadedBytes
     })
-    if (result.error !== undefined) {
-      init.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, err: result.error }, 'piece upload failed')
-    }
+    const fields = { peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, bytes: result.bytes, ms: Date.now() - started }
+    if (result.error !== undefined) init.logger.debug({ ...fields, err: result.error }, 'piece upload failed')
+    else if (result.bytes > 0) init.logger.debug(fields, 'piece seeded')
   }, { maxInboundStreams: MAX_INBOUND_PIECE_STREAMS })
   return node
 }

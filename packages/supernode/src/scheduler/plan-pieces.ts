@@ -33,7 +33,7 @@ export interface PlanState {
  * The body of the `piecesRequested` event for a known task that has not failed, after expired
  * assignments were dropped.
  */
-export function planPieces (s: PlanState, taskId: string, published: ReadonlySet<number>, requester: string | undefined, now: number): PiecePlan[] {
+export function planPieces (s: PlanState, taskId: string, published: ReadonlySet<number>, requester: string | undefined, now: number, from?: number): PiecePlan[] {
   /** The requester when it is a live peer: only then are assignments, claims and waits recorded. */
   const live = requester !== undefined && s.peer(requester) !== undefined ? requester : undefined
   const assigning = live !== undefined
@@ -58,21 +58,41 @@ export function planPieces (s: PlanState, taskId: string, published: ReadonlySet
     eligible.set(index, loadsHere)
     demands.push({ index, holders: loadsHere.length, held: requester !== undefined && set.has(requester) })
   }
-  // The requester's window: its lowest-indexed lacking pieces (it streams in order). Ties inside
-  // it are broken per requester, so concurrent requesters start on different pieces.
-  const window = new Set(demands.filter(d => !d.held).slice(0, assigning ? s.o.assignmentWindow : 0).map(d => d.index))
+  // The requester's window: where it fetches. With `from` (the piece it reads next) that is its
+  // lacking pieces in [from, from + window); else its lowest-indexed lacking pieces (it streams in
+  // order). Assigning outside the pieces it fetches would hand it pieces it never starts. Ties inside
+  // the window are broken per requester, so concurrent requesters start on different pieces.
+  const lacking = demands.filter(d => !d.held && (from === undefined || (d.index >= from && d.index < from + s.o.assignmentWindow)))
+  const window = new Set(lacking.slice(0, assigning ? s.o.assignmentWindow : 0).map(d => d.index))
   if (requester !== undefined) for (const d of demands) if (window.has(d.index)) d.spread = spreadRank(requester, d.index)
 
+  const ordered = orderPieces(demands)
+  // The pieces the requester fetches right now (live assignments) take its slots first; the rest of
+  // its slots go to window pieces in reply order, which is the order the dfclient starts them in.
+  const fetching = (index: number): boolean => live !== undefined && (s.uploads.get(taskId, index, live)?.expiresAt ?? 0) > now
+  let slots = live === undefined ? 0 : s.o.activePieces - ordered.filter(d => window.has(d.index) && fetching(d.index)).length
   const plans: PiecePlan[] = []
   const waiting: number[] = []
-  for (const d of orderPieces(demands)) {
+  for (const d of ordered) {
     const holders = eligible.get(d.index) ?? []
-    const gate = live !== undefined && !d.held ? seedGate(s, taskId, d.index, live, window.has(d.index), holders, now) : undefined
-    let sources = rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: s.o.failuresBeforeDemotion, limit: s.o.maxSourcesPerPiece, gate })
-    if (live !== undefined && window.has(d.index)) {
-      if (sources.length === 0) waiting.push(d.index)
-      sources = assign(s, taskId, d.index, live, sources, now, id => id === seed.peerId ? seedLoad : loadOf(id))
+    const rank = (gate: SeedGate | undefined): PieceSource[] =>
+      rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: s.o.failuresBeforeDemotion, limit: s.o.maxSourcesPerPiece, gate })
+    if (live === undefined || !window.has(d.index)) {
+      plans.push({ index: d.index, sources: rank(live !== undefined && !d.held ? seedGate(s, taskId, d.index, live, false, holders, now) : undefined) })
+      continue
     }
+    const active = fetching(d.index) || slots > 0
+    if (!active) {
+      // Beyond the requester's slots: its usable holders if any, but no seed claim and no wait (it
+      // is not trying to fetch this piece yet, so it must neither hold the seed's one copy nor be
+      // counted as starved of a source, which would hand it the seed early).
+      plans.push({ index: d.index, sources: rank({ ...seedGate(s, taskId, d.index, live, false, holders, now), fanout: 0 }) })
+      continue
+    }
+    let sources = rank(seedGate(s, taskId, d.index, live, true, holders, now))
+    if (sources.length === 0) waiting.push(d.index)
+    else if (!fetching(d.index)) slots--
+    sources = assign(s, taskId, d.index, live, sources, now, id => id === seed.peerId ? seedLoad : loadOf(id))
     plans.push({ index: d.index, sources })
   }
   if (live !== undefined) s.waits.update(taskId, live, waiting, now)

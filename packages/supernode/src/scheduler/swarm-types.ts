@@ -13,6 +13,7 @@ export interface SwarmInit {
   maxUploadsSeed?: number
   assignmentTtlMs?: number
   assignmentWindow?: number
+  activePieces?: number
   rateWindowMs?: number
   failuresBeforeDemotion?: number
   taskQuarantineMs?: number
@@ -73,6 +74,7 @@ export function resolveOptions (init: SwarmInit): Options {
     maxUploadsSeed: init.maxUploadsSeed ?? C.MAX_UPLOADS_SEED,
     assignmentTtlMs: init.assignmentTtlMs ?? C.ASSIGNMENT_TTL_MS,
     assignmentWindow: init.assignmentWindow ?? C.ASSIGNMENT_WINDOW,
+    activePieces: init.activePieces ?? C.ACTIVE_PIECES,
     rateWindowMs: init.rateWindowMs ?? C.RATE_WINDOW_MS,
     failuresBeforeDemotion: init.failuresBeforeDemotion ?? C.FAILURES_BEFORE_DEMOTION,
     taskQuarantineMs: init.taskQuarantineMs ?? C.TASK_QUARANTINE_MS,

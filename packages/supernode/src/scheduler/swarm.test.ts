@@ -168,9 +168,10 @@ describe('Swarm: per-peer upload caps', () => {
     h.task(T, 12)
     for (let i = 0; i < 12; i++) h.hold(T, 'A', i)
     const first = h.ask(T, 'R1')
-    // The whole 8-piece window is offered from A although only 4 uploads fit A's cap…
+    // The whole 8-piece window is offered from A although only 4 uploads fit A's cap (its 4 active
+    // pieces are assigned, the rest are offered from A without an assignment)…
     for (let i = 0; i < 8; i++) expect(first.of(i)[0]).toBe('A')
-    expect(h.swarm.inFlight('A')).toBe(8)
+    expect(h.swarm.inFlight('A')).toBe(C.ACTIVE_PIECES)
     // …and a re-poll while all 8 are in flight still lists A, not "no source yet".
     const again = h.ask(T, 'R1')
     for (let i = 0; i < 12; i++) expect(again.of(i)[0]).toBe('A')
@@ -428,14 +429,54 @@ describe('Swarm: in flight', () => {
     h.hold(T, 'B', ...Array.from({ length: 20 }, (_, i) => i))
     h.hold(T, 'R', 0, 1)
     const first = h.ask(T, 'R')
-    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
+    // Only its active pieces (the first ACTIVE_PIECES of its window in reply order) are charged.
+    const active = first.order.filter(i => i >= 2).slice(0, C.ACTIVE_PIECES)
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ACTIVE_PIECES)
     const again = h.ask(T, 'R')
-    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
-    for (let i = 2; i < 2 + C.ASSIGNMENT_WINDOW; i++) expect(again.first(i)).toBe(first.first(i))
-    // Holding the window's first pieces moves the window on.
-    h.hold(T, 'R', 2, 3)
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ACTIVE_PIECES)
+    for (const i of active) expect(again.first(i)).toBe(first.first(i))
+    // Holding two of them frees two slots, which go to the next pieces of the window.
+    h.hold(T, 'R', active[0] as number, active[1] as number)
     h.ask(T, 'R')
-    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ASSIGNMENT_WINDOW)
+    expect(h.swarm.inFlight('A') + h.swarm.inFlight('B')).toBe(C.ACTIVE_PIECES)
+  })
+
+  it('with `from`, assigns only pieces the requester can fetch: lacking ones in [from, from + window)', () => {
+    const h = setup()
+    h.announce('R')
+    h.task(T, 30)
+    // R reads from piece 10 and already fetched 10–13 ahead; its lowest lacking pieces (0–7) are not
+    // where it fetches (a range read), and neither is anything from 18 on.
+    h.hold(T, 'R', 10, 11, 12, 13)
+    h.swarm.piecesRequested({ taskId: T, requester: 'R', from: 10 })
+    expect(h.swarm.inFlight('Seed')).toBe(C.ACTIVE_PIECES)
+    // Those four are 14–17: a second requester fetching there finds each one claimed…
+    h.announce('R2')
+    const r2 = view(h.swarm.piecesRequested({ taskId: T, requester: 'R2', from: 14 }))
+    for (const i of [14, 15, 16, 17]) expect(r2.of(i)).toEqual([])
+    // …while pieces 0–7, which R's lowest lacking would have been, are unclaimed: R2 gets all its slots there.
+    const r3 = view(h.swarm.piecesRequested({ taskId: T, requester: 'R2', from: 0 }))
+    expect([0, 1, 2, 3, 4, 5, 6, 7].filter(i => r3.first(i) === 'Seed')).toHaveLength(C.ACTIVE_PIECES)
+  })
+
+  it('gives seed claims and source waits only to the pieces a requester fetches now, not to the rest of its window', () => {
+    const h = setup()
+    h.announce('R1', 'R2')
+    h.task(T, C.ASSIGNMENT_WINDOW)
+    const seeded = (v: ReturnType<typeof h.ask>): number[] => v.order.filter(i => v.first(i) === 'Seed')
+    // R1 claims the seed for its active pieces only; the rest of its window has no source yet.
+    const r1 = seeded(h.ask(T, 'R1'))
+    expect(r1).toHaveLength(C.ACTIVE_PIECES)
+    // R2 gets the seed for the pieces R1 does not fetch: no piece goes out twice.
+    const r2 = seeded(h.ask(T, 'R2'))
+    expect(r2).toHaveLength(C.ASSIGNMENT_WINDOW - C.ACTIVE_PIECES)
+    expect(new Set([...r1, ...r2]).size).toBe(C.ASSIGNMENT_WINDOW)
+    // Long after the wait limit, while R1 still fetches its own pieces, the pieces R2 fetches are not
+    // handed to R1 as well: R1 was busy, not starved of a source.
+    h.advance(C.MAX_STRETCHED_WAIT_MS)
+    const later = h.ask(T, 'R1')
+    for (const i of r2) expect(later.of(i)).toEqual([])
+    for (const i of r1) expect(later.first(i)).toBe('Seed')
   })
 
   it('moves a seed assignment to a peer that came to hold the piece', () => {

@@ -301,12 +301,12 @@ export class Swarm {
    * lacking pieces is assigned to its first source (`pieceAssigned`), and later pieces in the same
    * reply see that load.
    */
-  piecesRequested (e: { taskId: string, requester?: string | undefined }): PiecePlan[] {
+  piecesRequested (e: { taskId: string, requester?: string | undefined, from?: number | undefined }): PiecePlan[] {
     return this.#event(now => {
       const t = this.#tasks.get(e.taskId)
       if (t === undefined || t.state === 'failed') return []
       this.#uploads.expire(now)
-      return planPieces(this.#plan, e.taskId, t.published, e.requester, now)
+      return planPieces(this.#plan, e.taskId, t.published, e.requester, now, e.from)
     })
   }
 
