@@ -60,6 +60,20 @@ export const ERROR_CATALOGUE = {
   DF_ERR_PIECE_UNAVAILABLE: { status: 404, summary: 'The peer does not hold the requested piece.' },
   DF_ERR_PROTOCOL: { status: 502, summary: 'A peer broke the piece protocol (bad frame, oversize header, early end).' },
   DF_ERR_PEER_UNREACHABLE: { status: 502, summary: 'A peer could not be dialled.' },
+  // Harbor P2P preheat (the preheat APIs and their jobs).
+  DF_ERR_PREHEAT_UNAUTHORIZED: { status: 401, summary: 'A preheat API call lacked the configured preheat token (Bearer or custom header) or sent a wrong one.' },
+  DF_ERR_PREHEAT_JOB_UNKNOWN: { status: 404, summary: 'No preheat job has this id (never created, or pruned after its retention).' },
+  DF_ERR_PREHEAT_URL_INVALID: { status: 400, summary: 'A preheat URL is not `<scheme>://<host>/v2/<name>/manifests/<reference>`.' },
+  DF_ERR_PREHEAT_MANIFEST_INVALID: { status: 502, summary: 'The image manifest is not JSON, too large, of an unsupported type, or does not match its digest.' },
+  DF_ERR_PREHEAT_NO_PLATFORM: { status: 422, summary: 'The image index lists no manifest for the requested platforms; the available ones are in the message.' },
+  DF_ERR_PREHEAT_TIMEOUT: { status: 504, summary: 'A preheat job did not finish within its timeout.' },
+  DF_ERR_PREHEAT_INTERRUPTED: { status: 503, summary: 'The supernode restarted during a preheat job that could not resume (its registry credentials were held in memory only).' },
+  DF_ERR_PREHEAT_PEER_FAILED: { status: 502, summary: 'An `all_peers` preheat reached the seed but one or more peers failed to fetch the image or went away.' },
+  // The dfclient's piece cache and its command-line tools (get, install, doctor).
+  DF_ERR_CACHE_FULL: { status: 507, summary: 'The piece cache is at its quota and every cached blob is in use or pinned; the piece is handed to its reader without being cached.' },
+  DF_ERR_SOURCE_INVALID: { status: 400, summary: '`dfclient get` was given neither a blob URL (`http(s)://host/v2/<name>/blobs/<digest>`) nor an image reference.' },
+  DF_ERR_MANIFEST_INVALID: { status: 502, summary: 'An image manifest fetched by `dfclient get` or `doctor` is not JSON, of an unsupported type, lists no matching platform, or does not match its digest.' },
+  DF_ERR_RUNTIME_CONFIG_INVALID: { status: 500, summary: 'An existing container-runtime config file (hosts.toml, daemon.json, registries.conf) cannot be parsed, so `dfclient install` leaves it untouched.' },
   // Lifecycle and configuration.
   DF_ERR_CONFIG_INVALID: { status: 500, summary: 'Configuration failed validation; every problem is listed.' },
   DF_ERR_SUPERNODE_UNAVAILABLE: { status: 503, summary: 'No supernode answered.' },

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { canonicalRegistryHost, parseRegistryEntry, resolveConfig, type ConfigSources, type OptionSpec } from '@damselfly/proto'
+import { PREHEAT_OPTIONS, preheatConfigShape } from './preheat/config.js'
 
 /**
  * The supernode's options: one list drives the flags, YAML keys, env vars and --help (CONTRACTS.md),
@@ -17,6 +18,7 @@ export const SUPERNODE_OPTIONS: readonly OptionSpec[] = [
   { key: 'preheatToken', arg: 'SECRET', description: 'token Harbor must send to the preheat APIs (unset = open)', defaultText: 'none' },
   { key: 'registry', arg: 'HOST=URL', description: 'how to reach a registry host (repeatable), e.g. 127.0.0.1:5000=http://127.0.0.1:5000', repeatable: true, defaultText: 'docker.io=https://registry-1.docker.io, others https://HOST' },
   { key: 'registryAuth', arg: 'HOST=USER:PASS', description: 'credentials the supernode itself uses for a registry (repeatable)', repeatable: true, defaultText: 'none' },
+  ...PREHEAT_OPTIONS,
   { key: 'logLevel', arg: 'LEVEL', description: 'pino log level: fatal, error, warn, info, debug, trace, silent', defaultText: 'info' }
 ]
 
@@ -75,6 +77,7 @@ export const supernodeConfigSchema = z.object({
   preheatToken: z.string().min(1).optional(),
   registry: registryEntries.default({}),
   registryAuth: registryAuthEntries.default({}),
+  ...preheatConfigShape,
   logLevel: z.enum(LOG_LEVELS).default('info')
 }).strict()
 

@@ -17,3 +17,5 @@ export { loadSupernodeConfig, supernodeConfig, supernodeConfigSchema, SUPERNODE_
 export type { TaskStore, TaskRecord } from './tasks/task-store.js'
 export { MemoryTaskStore } from './tasks/memory-task-store.js'
 export type { UpstreamFetcher, UpstreamBody } from './seed/upstream-fetch.js'
+export type { PreheatJobStore } from './preheat/ports.js'
+export type { PreheatJob } from './preheat/job.js'

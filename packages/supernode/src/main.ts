@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
 import { envName, flagName, isDfError, type ConfigSources } from '@damselfly/proto'
+import { preheatCommand } from './cli/preheat-command.js'
 import { loadSupernodeConfig, SUPERNODE_OPTIONS, type SupernodeConfig } from './config.js'
 import { SUPERNODE_VERSION } from './metrics.js'
 import { createSupernode } from './supernode.js'
@@ -25,6 +26,7 @@ function buildProgram (): Command {
     if (spec.repeatable === true) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     program.addOption(option)
   }
+  program.addCommand(preheatCommand())
   return program
 }
 

@@ -10,6 +10,8 @@ import { buildApp } from './http/app.js'
 import { createMetrics, type SupernodeMetrics } from './metrics.js'
 import { bareAddrs, createP2PNode } from './p2p/node.js'
 import { loadOrCreatePeerKey } from './p2p/peer-key.js'
+import type { PreheatJobStore } from './preheat/ports.js'
+import { createPreheatModule } from './preheat/preheat-module.js'
 import { Swarm } from './scheduler/swarm.js'
 import { BackToSource } from './seed/back-to-source.js'
 import { BlobFiles } from './seed/blob-files.js'
@@ -25,6 +27,7 @@ export interface SupernodeComponents {
   now?: () => number
   fetchUpstream?: UpstreamFetcher
   maxConcurrentFetches?: number
+  preheatStore?: PreheatJobStore
 }
 
 /** A running (or runnable) supernode. `start()` does all I/O; `stop()` is idempotent. */
@@ -64,6 +67,7 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     // Also sent by the board once the failure is stored; this one drops holders even if that write fails.
     onTaskFailed: taskId => { swarm.taskFailed({ taskId }) }
   })
+  const preheat = createPreheatModule(config, { logger, now, board, register: async input => await seeder.register(input), store: components.preheatStore })
   const shutdown = new AbortController()
 
   let node: Libp2p | undefined
@@ -93,7 +97,8 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     register: async input => await seeder.register(input),
     self,
     now,
-    shutdown: shutdown.signal
+    shutdown: shutdown.signal,
+    preheat: preheat.http
   })
 
   async function start (): Promise<void> {
@@ -105,6 +110,8 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
       logger.info({ taskId: abandoned.taskId }, 'discarding task left running by a previous process')
       await files.remove(parseDigest(abandoned.taskId))
     }
+    // Before the HTTP server: job ids continue from the stored ones, and unfinished jobs resume.
+    await preheat.start()
 
     const privateKey = await loadOrCreatePeerKey(join(config.dataDir, 'peer.key'))
     node = await createP2PNode({
@@ -147,6 +154,8 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     server?.closeIdleConnections()
     shutdown.abort()
     board.wakeAll()
+    // Before the seed: its aborted fetches must not be recorded as the jobs' failures.
+    await preheat.stop()
     await seeder.stop()
     const timer = setTimeout(() => { server?.closeAllConnections() }, HTTP_DRAIN_MS)
     await closed

@@ -7,5 +7,7 @@ export const apiPaths = {
   heartbeat: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}/heartbeat`,
   tasks: `${API_PREFIX}/tasks`,
   pieces: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/pieces`,
-  pieceResults: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/piece-results`
+  pieceResults: (digest: string) => `${API_PREFIX}/tasks/${encodeURIComponent(digest)}/piece-results`,
+  preheatFeed: (peerId: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}/preheats`,
+  preheatResults: (peerId: string, id: string) => `${API_PREFIX}/peers/${encodeURIComponent(peerId)}/preheats/${encodeURIComponent(id)}/results`
 } as const

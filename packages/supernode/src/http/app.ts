@@ -3,6 +3,8 @@ import express, { type Express, type RequestHandler } from 'express'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { API_LIMITS, API_PREFIX, dfError } from '@damselfly/proto'
+import { feedRoutes } from '../preheat/http/feed-routes.js'
+import { harborRoutes, type HarborRoutesDeps } from '../preheat/http/harbor-routes.js'
 import { errorHandler, notFound } from './error-handler.js'
 import { peerRoutes, type PeerRoutesDeps } from './peer-routes.js'
 import { taskRoutes, type TaskRoutesDeps } from './task-routes.js'
@@ -16,6 +18,8 @@ export interface AppDeps extends PeerRoutesDeps, TaskRoutesDeps {
   metrics: Registry
   /** True when LevelDB is open and libp2p started. */
   isReady: () => boolean
+  /** Harbor's preheat provider APIs and the peers' preheat feed; absent = not served. */
+  preheat?: HarborRoutesDeps | undefined
 }
 
 const PROBES = new Set(['/livez', '/readyz', '/metrics'])
@@ -73,7 +77,9 @@ export function buildApp (deps: AppDeps): Express {
   api.use(express.json({ limit: API_LIMITS.maxBodyBytes }))
   api.use(peerRoutes(deps))
   api.use(taskRoutes(deps))
+  if (deps.preheat !== undefined) api.use(feedRoutes({ feed: deps.preheat.preheat.feed, shutdown: deps.shutdown }))
   app.use(API_PREFIX, api)
+  if (deps.preheat !== undefined) app.use(harborRoutes(deps.preheat))
 
   app.use(notFound)
   app.use(errorHandler(deps.logger))
