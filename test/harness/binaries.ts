@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startProcess, type ManagedProcess } from './processes.js'
+import { runCommand, startProcess, type ManagedProcess, type RunOptions, type RunResult } from './processes.js'
 
 /**
  * The repository root: `$DAMSELFLY_REPO_ROOT`, else the nearest ancestor of this file whose
@@ -150,4 +150,14 @@ export async function startDfclient (opts: DfclientOptions): Promise<DamselflyPr
 /** `host:port` of an `http://host:port` URL (what registries.conf and hosts.toml name a mirror by). */
 export function hostOf (url: string): string {
   return new URL(url).host
+}
+
+/**
+ * Runs a one-shot `dfclient` command (`get`, `install`, `doctor` …) as operators do:
+ * `node packages/dfclient/dist/main.js ARGS…`. Never throws; check `code`.
+ */
+export async function runDfclient (args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const entry = join(repoRoot(), 'packages/dfclient/dist/main.js')
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\` at the repository root first`)
+  return await runCommand(process.execPath, [...nodeArgs(), entry, ...args], { timeoutMs: 120_000, ...opts })
 }

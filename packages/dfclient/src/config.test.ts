@@ -20,3 +20,14 @@ describe('dfclient daemon upload limits', () => {
     expect(() => resolveDaemonConfig({ env: {}, flags: { ...base.flags, uploadConcurrency: '0', uploadRate: '30%' } })).toThrow(/--upload-concurrency: must be at least 1[\s\S]*--upload-rate: not a rate/)
   })
 })
+
+describe('dfclient daemon cache quota and TTL', () => {
+  it('defaults to 20% of the disk and a 24 h TTL, and parses sizes and durations', async () => {
+    const { parseDuration } = await import('./config.js')
+    expect(resolveDaemonConfig({ ...base, env: {} })).toMatchObject({ cacheSize: { percent: 20 }, cacheTtl: 86_400_000 })
+    expect(resolveDaemonConfig({ ...base, env: { DAMSELFLY_CACHE_SIZE: '150MiB', DAMSELFLY_CACHE_TTL: '90m' } })).toMatchObject({ cacheSize: { bytes: 150 * 1024 ** 2 }, cacheTtl: 5_400_000 })
+    expect(resolveDaemonConfig({ ...base, env: {}, file: { path: 'c.yaml', text: 'cacheTtl: 0' } }).cacheTtl).toBe(0)
+    expect([parseDuration('7d'), parseDuration('500ms'), parseDuration('1.5h'), parseDuration('10'), parseDuration('x')]).toEqual([604_800_000, 500, 5_400_000, undefined, undefined])
+    expect(() => resolveDaemonConfig({ env: {}, flags: { ...base.flags, cacheTtl: 'soon' } })).toThrow(/--cache-ttl: not a duration/)
+  })
+})

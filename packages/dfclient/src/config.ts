@@ -18,7 +18,8 @@ export const DAEMON_OPTIONS: readonly OptionSpec[] = [
   { key: 'dataDir', arg: 'DIR', description: 'piece cache, metadata, peer key', defaultText: '/var/lib/damselfly/dfclient' },
   { key: 'registry', arg: 'HOST=URL', description: 'how to reach a registry host (repeatable), e.g. 127.0.0.1:5000=http://127.0.0.1:5000', repeatable: true, defaultText: 'docker.io=https://registry-1.docker.io, others https://HOST' },
   { key: 'defaultRegistry', arg: 'HOST', description: 'upstream for requests that carry no ns= query parameter', defaultText: 'docker.io' },
-  { key: 'cacheSize', arg: 'SIZE', description: 'piece-cache quota (150MiB, 20GiB, 30%)', defaultText: '80%' },
+  { key: 'cacheSize', arg: 'SIZE', description: 'piece-cache quota: bytes (150MiB, 20GiB) or a share of the filesystem holding --data-dir (30%); least recently used blobs are evicted to stay under it', defaultText: '20%' },
+  { key: 'cacheTtl', arg: 'DURATION', description: 'evict cached blobs unused for this long (90m, 24h, 7d; 0 = never)', defaultText: '24h' },
   { key: 'uploadConcurrency', arg: 'N', description: 'pieces served to other peers at once; up to 64 more wait (10 s at most), then the requester is told to try another source', defaultText: '8' },
   { key: 'uploadRate', arg: 'RATE', description: 'bytes per second over all uploads to other peers (50MiB, 100MB, 1Gbit; 0 or unlimited = no cap)', defaultText: 'unlimited' },
   { key: 'logLevel', arg: 'LEVEL', description: 'pino log level', defaultText: 'info' }
@@ -80,7 +81,18 @@ export const daemonConfigSchema = z.object({
       return z.NEVER
     }
     return size
-  }).default({ percent: 80 } as never),
+  // 20%, not more: containerd keeps its own copy of every pulled image on the same disk, and the
+  // kubelet starts deleting images at 85% disk usage (imageGCHighThresholdPercent).
+  }).default({ percent: 20 } as never),
+  /** Milliseconds; 0 = no TTL. */
+  cacheTtl: z.union([z.number(), z.string()]).transform((v, ctx): number => {
+    const ms = parseDuration(String(v))
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration (90s, 30m, 24h, 7d, 0): ${JSON.stringify(v)}` })
+      return z.NEVER
+    }
+    return ms
+  }).default(24 * 3600_000 as never),
   uploadConcurrency: z.union([z.number(), z.string().trim().regex(/^\d+$/, 'expected a positive integer').transform(Number)])
     .pipe(z.number().int().min(1, 'must be at least 1').max(1024, 'must be at most 1024')).default(8),
   /** Bytes per second; `undefined` = unlimited. */
@@ -96,6 +108,18 @@ export const daemonConfigSchema = z.object({
 }).strict()
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** Parses `90s`, `30m`, `24h`, `7d`, `500ms` or a bare `0`; `undefined` when it is not a duration. */
+export function parseDuration (text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim())
+  if (m === null) return undefined
+  const value = Number(m[1])
+  if (m[2] === undefined) return value === 0 ? 0 : undefined
+  const ms = Math.round(value * (DURATION_UNITS[m[2]] as number))
+  return Number.isSafeInteger(ms) ? ms : undefined
+}
 
 /** Validates every source at once; throws DF_ERR_CONFIG_INVALID listing each problem. */
 export function resolveDaemonConfig (sources: ConfigSources): DaemonConfig {

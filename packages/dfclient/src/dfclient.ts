@@ -6,11 +6,9 @@ import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import type { Libp2p } from 'libp2p'
 import type { Logger } from 'pino'
-import { dfError } from '@damselfly/proto'
 import type { DaemonConfig } from './config.js'
-import { openBlobDownload } from './download/blob-download.js'
-import type { DownloadEvents, TaskDirectory, UpstreamRangeOpener } from './download/ports.js'
 import { createMetrics, type DfclientMetrics } from './metrics.js'
+import type { DaemonStatus } from './status.js'
 import { buildMirrorApp } from './mirror/app.js'
 import type { DownloadOpener } from './mirror/blob-handler.js'
 import { UpstreamClient } from './mirror/upstream.js'
@@ -19,7 +17,11 @@ import { Libp2pPieceFetcher } from './p2p/piece-fetcher.js'
 import { registerPieceServer } from './p2p/piece-server.js'
 import { TokenBucket, UploadGate } from './p2p/upload-limiter.js'
 import { Announcer } from './peer/announcer.js'
+import { createDownloadOpener } from './peer/download-opener.js'
+import { PreheatFeedClient } from './preheat/feed-client.js'
+import { PreheatFollower } from './preheat/preheat-follower.js'
 import { FsPieceCache } from './storage/fs-piece-cache.js'
+import { isComplete } from './storage/piece-cache.js'
 import { SupernodeClient } from './supernode/client.js'
 import { PieceReporter } from './supernode/piece-reporter.js'
 
@@ -52,12 +54,25 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
   let server: Server | undefined
   let announcer: Announcer | undefined
   let reporter: PieceReporter | undefined
+  let follower: PreheatFollower | undefined
   let ready = false
 
   async function start (): Promise<DfclientInfo> {
     await mkdir(config.dataDir, { recursive: true })
-    cache = await FsPieceCache.open(config.dataDir, 'bytes' in config.cacheSize ? { quotaBytes: config.cacheSize.bytes } : {})
+    cache = await FsPieceCache.open(config.dataDir, {
+      quota: config.cacheSize,
+      ttlMs: config.cacheTtl,
+      onRemoved: (digests, reason) => {
+        if (reason !== 'dropped') {
+          metrics.cacheEvictions.inc({ reason }, digests.length)
+          logger.info({ blobs: digests.length, reason, digests: digests.slice(0, 20) }, 'evicted from the piece cache')
+        }
+        // The supernode must stop sending peers here for these blobs.
+        announcer?.forget(digests)
+      }
+    })
     const pieceCache = cache
+    metrics.observeCache(() => pieceCache.usage())
 
     node = await createP2pNode({ keyPath: join(config.dataDir, 'peer.key'), listen: config.p2pListen, announce: config.p2pAnnounce, encrypters: config.p2pEncrypters })
     await registerPieceServer(node, pieceCache, {
@@ -74,57 +89,43 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
 
     const client = new SupernodeClient({ urls: config.supernode, ...(config.token === undefined ? {} : { token: config.token }) })
     reporter = new PieceReporter(client, peerId, logger)
-    const pieceReporter = reporter
-    const tasks: TaskDirectory = {
-      registerTask: async (r, signal) => await client.registerTask({ digest: r.digest, url: r.url, peerId, ...(r.authorization === undefined ? {} : { headers: { authorization: r.authorization } }) }, signal),
-      pollPieces: async (digest, since, waitMs, signal) => await client.pollPieces(digest, { peerId, since, waitMs }, signal),
-      reportPieces: (digest, indexes) => { pieceReporter.report(digest, indexes) },
-      reportPieceResults: (digest, results) => { pieceReporter.reportResults(digest, results) }
-    }
     const fetcher = new Libp2pPieceFetcher(p2p)
     announcer = new Announcer({
       peerId,
       addrs: () => p2p.getMultiaddrs().map(a => a.toString().replace(`/p2p/${peerId}`, '')),
       hostname: hostname().slice(0, 253) || 'unknown',
       version: VERSION
-    }, { client, cache: pieceCache, reporter, logger })
+    }, { client, cache: pieceCache, reporter, logger, staged: () => pieceCache.staged() })
     const peerAnnouncer = announcer
 
-    const openDownload: DownloadOpener = async (request, signal) => {
-      // Not announced means the supernode did not answer lately: skip straight to the upstream rather
-      // than wait on a connect timeout for every blob.
-      if (peerAnnouncer.announced === undefined) throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', 'not announced to any supernode')
-      const log = logger.child({ taskId: request.digest })
-      let upstreamFrom: number | undefined
-      const events: DownloadEvents = {
-        pieceReceived: (bytes, from) => { metrics.pieceBytesReceived.inc({ from }, bytes) },
-        verifyFailure: ({ index, peerId: from, error }) => {
-          metrics.pieceVerifyFailures.inc()
-          log.warn({ pieceIndex: index, peerId: from, err: error.message }, 'piece failed verification')
-        },
-        sourceFailure: ({ index, peerId: from, error }) => { log.debug({ pieceIndex: index, peerId: from, err: error.message }, 'piece source failed') },
-        upstreamContinuation: ({ offset, error }) => {
-          upstreamFrom = offset
-          metrics.upstreamFallbacks.inc({ reason: 'p2p_midstream' })
-          log.warn({ offset, err: error.message }, 'P2P failed mid-stream; continuing from upstream')
-        }
-      }
-      const rangeOpener: UpstreamRangeOpener = async (range, sig) => {
-        const headers: Record<string, string> = { range: `bytes=${range.start}-${range.end}` }
-        if (request.authorization !== undefined) headers.authorization = request.authorization
-        const res = await upstream.request('GET', request.url, headers, sig)
-        if (res.statusCode !== 206) {
-          await res.body.dump()
-          throw dfError('DF_ERR_UPSTREAM_REJECTED', `upstream answered ${res.statusCode} to a range request for ${request.digest}`, { details: { status: res.statusCode } })
-        }
-        return res.body
-      }
-      const download = await openBlobDownload({ ...request, selfPeerId: peerId }, { tasks, fetcher, cache: pieceCache, upstream: rangeOpener, events }, signal)
-      return { download, upstreamFrom: () => upstreamFrom }
-    }
+    const openDownload: DownloadOpener = createDownloadOpener({
+      peerId,
+      client,
+      reporter,
+      fetcher,
+      cache: pieceCache,
+      lease: digest => pieceCache.acquire(digest),
+      upstream,
+      metrics,
+      logger,
+      announced: () => peerAnnouncer.announced !== undefined
+    })
 
     const registries = new Map(config.registry.map(r => [r.host, r.url]))
-    const app = buildMirrorApp({ logger, metrics, cache: pieceCache, upstream, registries, defaultRegistry: config.defaultRegistry, openDownload, isReady: () => ready })
+    const status = (): DaemonStatus => {
+      const usage = pieceCache.usage()
+      const error = peerAnnouncer.lastError
+      return {
+        version: VERSION,
+        peerId,
+        p2pAddrs,
+        supernode: { url: peerAnnouncer.supernodeUrl, announced: peerAnnouncer.announced !== undefined, ...(error === undefined ? {} : { error }) },
+        defaultRegistry: config.defaultRegistry,
+        registries: [...registries.keys()],
+        cache: { usedBytes: usage.usedBytes, ...(usage.quotaBytes === undefined ? {} : { quotaBytes: usage.quotaBytes }), blobs: usage.blobs, ttlMs: config.cacheTtl }
+      }
+    }
+    const app = buildMirrorApp({ logger, metrics, cache: pieceCache, upstream, registries, defaultRegistry: config.defaultRegistry, openDownload, isReady: () => ready, status })
     const httpServer = app.listen(config.listen.port, config.listen.host)
     server = httpServer
     await new Promise<void>((resolve, reject) => {
@@ -136,6 +137,17 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
     const httpUrl = `http://${host}:${address.port}`
 
     await announcer.start()
+    // `all_peers` preheats: fetch what the supernode asks for through the same P2P download as a pull.
+    follower = new PreheatFollower({ peerId, hostname: hostname().slice(0, 253) || 'unknown' }, {
+      feed: new PreheatFeedClient({ urls: config.supernode, token: config.token }),
+      fetchBlob: async (blob, signal) => {
+        if (isComplete(await pieceCache.get(blob.digest))) return
+        const { download } = await openDownload({ digest: blob.digest, url: blob.url }, signal)
+        for await (const _ of download.read({ start: 0, end: download.layout.size - 1 }, signal)) { /* the pieces land in the cache as they arrive */ }
+      },
+      logger
+    })
+    follower.start()
     const info = { httpUrl, peerId, p2pAddrs }
     logger.info(info, 'ready')
     return info
@@ -149,6 +161,7 @@ export function createDfclient (config: DaemonConfig, components: { logger: Logg
     server?.closeIdleConnections()
     // In-flight pulls get a short grace period, then are cut (clients retry against the next host).
     const grace = setTimeout(() => { server?.closeAllConnections() }, 5000)
+    await follower?.stop()
     await announcer?.stop()
     reporter?.stop()
     await closing

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
 import { envName, flagName, isDfError } from '@damselfly/proto'
 import { DAEMON_OPTIONS, resolveDaemonConfig, type DaemonConfig } from './config.js'
+import { registerCliCommands } from './cli/commands.js'
 import { createDfclient, VERSION } from './dfclient.js'
 
 /** Exit status for usage and configuration errors (CONTRACTS.md: rejected at start, all listed). */
@@ -87,6 +88,7 @@ function buildProgram (): Command {
     daemon.addOption(option)
   }
   daemon.action(async (opts: Record<string, unknown>) => { await runDaemon(opts) })
+  registerCliCommands(program)
   return program
 }
 

@@ -19,9 +19,11 @@ export interface MirrorDeps {
   openDownload?: DownloadOpener
   /** True once libp2p is started (drives /readyz). */
   isReady: () => boolean
+  /** What `GET /status` answers (JSON, no secrets): what `dfclient doctor` reads. Absent = no route. */
+  status?: () => unknown
 }
 
-const PROBES = new Set(['/livez', '/readyz', '/metrics'])
+const PROBES = new Set(['/livez', '/readyz', '/metrics', '/status'])
 
 /**
  * The registry mirror: OCI pull API (blobs P2P, everything else passed through), plus probes and
@@ -50,6 +52,10 @@ export function buildMirrorApp (deps: MirrorDeps): Express {
     if (deps.isReady()) res.type('text/plain').send('ok')
     else res.status(503).type('text/plain').send('not ready')
   })
+  if (deps.status !== undefined) {
+    const status = deps.status
+    app.get('/status', (_req, res) => { res.json(status()) })
+  }
   app.get('/metrics', (_req, res, next) => {
     deps.metrics.registry.metrics().then(text => {
       res.setHeader('Content-Type', deps.metrics.registry.contentType)

@@ -12,7 +12,15 @@ export interface AnnouncerInit {
   /** Retry delays after a failed announce: doubling from min to max. */
   retryMinMs?: number
   retryMaxMs?: number
+  /** Least time between two holdings resyncs after evictions (see `forget`); default 10 s. */
+  resyncMinIntervalMs?: number
 }
+
+/** Pieces staged (verified, readable, served) but not yet committed, per blob. */
+export type StagedPieces = () => Array<{ digest: string, pieces: number[] }>
+
+/** Evictions that arrive together are resynced together, this long after the first. */
+const RESYNC_DELAY_MS = 1000
 
 /**
  * The peer lifecycle towards the supernode (docs/protocol.md "Peer lifecycle"): announce, heartbeat
@@ -28,20 +36,32 @@ export class Announcer {
   readonly #logger: Logger
   #timer: NodeJS.Timeout | undefined
   #stopped = false
+  readonly #staged: StagedPieces | undefined
   #announced: AnnounceResponse | undefined
   #retryMs: number
+  #resyncTimer: NodeJS.Timeout | undefined
+  #lastResync = 0
+  #forgotten = 0
+  #lastError: string | undefined
 
-  constructor (init: AnnouncerInit, components: { client: SupernodeClient, cache: PieceCache, reporter: PieceReporter, logger: Logger }) {
+  constructor (init: AnnouncerInit, components: { client: SupernodeClient, cache: PieceCache, reporter: PieceReporter, logger: Logger, staged?: StagedPieces }) {
     this.#init = init
     this.#client = components.client
     this.#cache = components.cache
     this.#reporter = components.reporter
     this.#logger = components.logger
+    this.#staged = components.staged
     this.#retryMs = init.retryMinMs ?? 1000
   }
 
   /** The last successful announce reply, if any. */
   get announced (): AnnounceResponse | undefined { return this.#announced }
+
+  /** Why the last announce failed, while not announced. */
+  get lastError (): string | undefined { return this.#lastError }
+
+  /** The supernode base URL the client is using. */
+  get supernodeUrl (): string { return this.#client.url }
 
   /** Makes the first announce attempt; resolves whether or not it succeeded (see `announced`). */
   async start (): Promise<void> {
@@ -53,12 +73,14 @@ export class Announcer {
     const request: AnnounceRequest = { peerId: this.#init.peerId, addrs: this.#init.addrs().slice(0, 16), hostname: this.#init.hostname, version: this.#init.version }
     try {
       this.#announced = await this.#client.announce(request)
+      this.#lastError = undefined
       this.#retryMs = this.#init.retryMinMs ?? 1000
       this.#logger.info({ supernode: this.#client.url, heartbeatIntervalMs: this.#announced.heartbeatIntervalMs }, 'announced to supernode')
       await this.#reportHoldings()
       this.#schedule(() => this.#heartbeat(), this.#announced.heartbeatIntervalMs)
     } catch (err) {
       this.#announced = undefined
+      this.#lastError = err instanceof Error ? err.message : String(err)
       this.#logger.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.#retryMs }, 'announce to supernode failed; retrying in the background (pulls go upstream meanwhile)')
       const delay = this.#retryMs
       this.#retryMs = Math.min(this.#retryMs * 2, this.#init.retryMaxMs ?? 30_000)
@@ -84,10 +106,46 @@ export class Announcer {
   async #reportHoldings (): Promise<void> {
     const blobs = await this.#cache.list()
     for (const b of blobs) this.#reporter.report(b.digest, [...b.pieces.keys()])
-    if (blobs.length > 0) {
-      this.#logger.info({ blobs: blobs.length }, 're-reporting held pieces')
+    // Staged pieces are served to peers too; a download in progress reports each only once.
+    const staged = this.#staged?.() ?? []
+    for (const s of staged) this.#reporter.report(s.digest, s.pieces)
+    if (blobs.length + staged.length > 0) {
+      this.#logger.info({ blobs: blobs.length, staged: staged.length }, 're-reporting held pieces')
       await this.#reporter.flush()
     }
+  }
+
+  /**
+   * This peer no longer holds these blobs (evicted from the cache, or dropped). The peer API has no
+   * per-task "dropped" call, and a stale holding costs every peer that is sent here a failed fetch,
+   * so the supernode is brought in line the way a restart would: leave (which clears this peer's
+   * holdings), announce again and re-report what is still held or staged. Evictions that come
+   * together share one resync, and resyncs are at least `resyncMinIntervalMs` apart.
+   */
+  forget (digests: readonly string[]): void {
+    if (this.#stopped || digests.length === 0) return
+    this.#forgotten += digests.length
+    if (this.#resyncTimer !== undefined) return
+    const delay = Math.max(RESYNC_DELAY_MS, this.#lastResync + (this.#init.resyncMinIntervalMs ?? 10_000) - Date.now())
+    this.#resyncTimer = setTimeout(() => { this.#resyncTimer = undefined; void this.#resync() }, delay)
+    this.#resyncTimer.unref()
+  }
+
+  async #resync (): Promise<void> {
+    // Not announced: the next successful announce reports only what is held now anyway.
+    if (this.#stopped || this.#announced === undefined) return
+    this.#lastResync = Date.now()
+    const forgotten = this.#forgotten
+    this.#forgotten = 0
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    try {
+      await this.#client.leave(this.#init.peerId, AbortSignal.timeout(3000))
+    } catch (err) {
+      this.#logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'leave before the holdings resync failed; announcing anyway')
+    }
+    this.#logger.info({ blobs: forgotten }, 'blobs left the cache; resyncing holdings with the supernode')
+    await this.#announce()
   }
 
   #schedule (fn: () => Promise<void>, ms: number): void {
@@ -100,6 +158,7 @@ export class Announcer {
   async stop (): Promise<void> {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    if (this.#resyncTimer !== undefined) clearTimeout(this.#resyncTimer)
     if (this.#announced === undefined) return
     try {
       await this.#client.leave(this.#init.peerId, AbortSignal.timeout(3000))

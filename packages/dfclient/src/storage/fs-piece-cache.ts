@@ -1,9 +1,12 @@
-import { constants, createReadStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { mkdir, rm, statfs, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline, type Readable } from 'node:stream'
-import { dfError, layoutFor, parseDigest, pieceRange, type PieceLayout } from '@damselfly/proto'
+import { dfError, parseDigest, pieceRange, type PieceLayout, type SizeSpec } from '@damselfly/proto'
+import { CacheLedger, type EvictionReason } from './cache-ledger.js'
+import { readChunks, readExactly, syncData, writeAt } from './data-file.js'
 import type { CachedBlob, PieceBytesOptions, PieceCache } from './piece-cache.js'
+import { loadSidecars, writeSidecar } from './sidecar.js'
 import { planVerifiedRead, VerifyingStream } from './verified-read.js'
 
 /**
@@ -14,10 +17,29 @@ import { planVerifiedRead, VerifyingStream } from './verified-read.js'
  */
 const READ_CHUNK = 1024 * 1024
 
-interface Sidecar {
-  digest: string
-  size: number
-  pieces: Record<string, string>
+/** How often idle blobs are checked against the TTL. */
+const SWEEP_INTERVAL_MS = 60_000
+/** A blob's last use is written to its sidecar's mtime at most this often (LRU order survives restarts). */
+const MARK_USED_INTERVAL_MS = 10 * 60_000
+
+/** Why blobs left the cache: evicted (`quota`, `ttl`) or dropped by a caller (corrupt, mismatched). */
+export type RemovalReason = EvictionReason | 'dropped'
+
+export interface FsPieceCacheOptions {
+  /** Quota: bytes, or a share of the filesystem holding `dataDir`. Absent = no quota. */
+  quota?: SizeSpec | undefined
+  /** Evict blobs unused for longer than this (0 or absent = no TTL). */
+  ttlMs?: number | undefined
+  /** Called after blobs left the cache, e.g. to tell the supernode this peer no longer holds them. */
+  onRemoved?: ((digests: string[], reason: RemovalReason) => void) | undefined
+  now?: () => number
+}
+
+/** Disk usage of the cache, as accounted (see cache-ledger.ts). */
+export interface CacheUsage {
+  usedBytes: number
+  quotaBytes: number | undefined
+  blobs: number
 }
 
 interface Entry {
@@ -42,6 +64,12 @@ const PIECE_READ_CHUNK = 1024 * 1024
  * Piece cache on the local filesystem: one data file per blob at `blobs/<alg>/<hex>` (pieces written at
  * their offset) and a JSON sidecar `blobs/<alg>/<hex>.json` listing the held pieces and their digests.
  *
+ * Quota and GC: every staged piece is admitted against the quota first, evicting whole blobs least
+ * recently used first; blobs unused for longer than the TTL go too. A blob being read, served to a
+ * peer or downloaded (`acquire`), one with staged pieces not yet committed, and a pinned one are never
+ * evicted. When nothing can be evicted the piece is refused (DF_ERR_CACHE_FULL): the download then
+ * hands the verified bytes straight to its reader, so a full cache never fails a pull.
+ *
  * Why a sidecar rather than LevelDB: the metadata is per blob and tiny, is only ever read at start and
  * written by this process, and the sidecar lives next to its data so dropping a blob is two unlinks.
  * Crash safety comes from ordering: piece bytes are written and `fdatasync`ed first, then the sidecar
@@ -60,45 +88,129 @@ export class FsPieceCache implements PieceCache {
   readonly #toCommit = new Map<string, PendingCommit[]>()
   /** Layout of blobs with staged pieces but no held one yet (so staged bytes can be read). */
   readonly #stagedLayout = new Map<string, PieceLayout>()
-  /** Configured quota in bytes (recorded; eviction is not implemented yet). */
-  readonly quotaBytes: number | undefined
+  /** File removals in flight: a new write of the same blob waits for them. */
+  readonly #removing = new Map<string, Promise<void>>()
+  readonly #ledger: CacheLedger
+  readonly #onRemoved: FsPieceCacheOptions['onRemoved']
+  readonly #now: () => number
+  readonly #markedUsed = new Map<string, number>()
+  #sweeper: NodeJS.Timeout | undefined
 
-  private constructor (dataDir: string, quotaBytes: number | undefined) {
+  private constructor (dataDir: string, quotaBytes: number | undefined, options: FsPieceCacheOptions) {
     this.#root = join(dataDir, 'blobs')
-    this.quotaBytes = quotaBytes
+    this.#now = options.now ?? Date.now
+    this.#ledger = new CacheLedger({ quotaBytes, ttlMs: options.ttlMs, now: this.#now })
+    this.#onRemoved = options.onRemoved
   }
 
-  /** Opens (creating if needed) the cache under `dataDir` and loads every sidecar. */
-  static async open (dataDir: string, options: { quotaBytes?: number } = {}): Promise<FsPieceCache> {
-    const cache = new FsPieceCache(dataDir, options.quotaBytes)
-    await cache.#load()
+  /** Quota in bytes (a `%` quota resolved against the filesystem at open); `undefined` = none. */
+  get quotaBytes (): number | undefined { return this.#ledger.quotaBytes }
+
+  /**
+   * Opens (creating if needed) the cache under `dataDir`, loads every sidecar, evicts down to the quota
+   * (it may have shrunk since the last run) and starts the TTL sweep.
+   */
+  static async open (dataDir: string, options: FsPieceCacheOptions = {}): Promise<FsPieceCache> {
+    const root = join(dataDir, 'blobs')
+    await mkdir(root, { recursive: true })
+    let quotaBytes: number | undefined
+    if (options.quota !== undefined && 'bytes' in options.quota) quotaBytes = options.quota.bytes
+    else if (options.quota !== undefined) {
+      const fs = await statfs(root)
+      quotaBytes = Math.floor(fs.blocks * fs.bsize * options.quota.percent / 100)
+    }
+    const cache = new FsPieceCache(dataDir, quotaBytes, options)
+    for (const b of await loadSidecars(root)) {
+      cache.#blobs.set(b.digest, { digest: b.digest, layout: b.layout, pieces: b.pieces })
+      cache.#ledger.load(b.digest, new Map([...b.pieces.keys()].map(i => [i, pieceRange(b.layout, i).length])), b.layout.pieceCount, b.lastUsed)
+    }
+    cache.sweep()
+    const overQuota = cache.#ledger.planAdmission(0, '', d => cache.#busy(d))
+    if (overQuota.victims.length > 0) cache.#evict(overQuota.victims, 'quota')
+    if (cache.#ledger.ttlMs !== undefined) {
+      cache.#sweeper = setInterval(() => { cache.sweep() }, Math.min(SWEEP_INTERVAL_MS, cache.#ledger.ttlMs))
+      cache.#sweeper.unref()
+    }
     return cache
   }
 
-  async #load (): Promise<void> {
-    await mkdir(this.#root, { recursive: true })
-    for (const alg of await readdir(this.#root)) {
-      const dir = join(this.#root, alg)
-      let names: string[]
-      try { names = await readdir(dir) } catch { continue } // not a directory: ignore stray files
-      for (const name of names) {
-        if (!name.endsWith('.json')) continue
-        try {
-          const side = JSON.parse(await readFile(join(dir, name), 'utf8')) as Sidecar
-          const digest = parseDigest(side.digest)
-          if (`${digest.hex}.json` !== name) continue
-          const layout = layoutFor(side.size)
-          const pieces = new Map<number, string>()
-          for (const [k, v] of Object.entries(side.pieces)) {
-            const index = Number(k)
-            if (Number.isInteger(index) && index >= 0 && index < layout.pieceCount) pieces.set(index, v)
-          }
-          this.#blobs.set(digest.value, { digest: digest.value, layout, pieces })
-        } catch {
-          // A corrupt sidecar (should not happen thanks to rename) only loses that blob's cache.
-        }
-      }
-    }
+  /** Accounted disk usage. */
+  usage (): CacheUsage {
+    return { usedBytes: this.#ledger.usedBytes, quotaBytes: this.#ledger.quotaBytes, blobs: this.#blobs.size }
+  }
+
+  /**
+   * Marks a blob in use (never evicted) until the returned function is called: a download holds one
+   * for as long as it runs, so pieces it committed cannot vanish before its reader gets to them.
+   */
+  acquire (digest: string): () => void {
+    return this.#ledger.acquire(digest)
+  }
+
+  /** Pins a blob (never evicted) for `forMs` milliseconds, or until `unpin` (e.g. a preheat). */
+  pin (digest: string, forMs?: number): void {
+    this.#ledger.pin(digest, forMs)
+  }
+
+  unpin (digest: string): void {
+    this.#ledger.unpin(digest)
+  }
+
+  /** Pieces staged and not yet committed, per blob (re-reported to the supernode after a re-announce). */
+  staged (): Array<{ digest: string, pieces: number[] }> {
+    return [...this.#staged].filter(([, set]) => set.size > 0).map(([digest, set]) => ({ digest, pieces: [...set].sort((a, b) => a - b) }))
+  }
+
+  /** Evicts idle blobs unused for longer than the TTL (runs periodically; exposed for tests). */
+  sweep (): string[] {
+    const expired = this.#ledger.expired(d => this.#busy(d))
+    if (expired.length > 0) this.#evict(expired, 'ttl')
+    return expired
+  }
+
+  /** Busy beyond leases and pins: pieces staged and not yet committed, or a commit/drop running. */
+  #busy (digest: string): boolean {
+    return (this.#staged.get(digest)?.size ?? 0) > 0 || (this.#toCommit.get(digest)?.length ?? 0) > 0 || this.#locks.has(digest)
+  }
+
+  /**
+   * Removes blobs now (maps, accounting, epoch) and their files in the background; a new write of the
+   * same blob waits for the removal (`#removing`).
+   */
+  #evict (digests: string[], reason: RemovalReason): void {
+    for (const digest of digests) this.#forget(digest)
+    for (const digest of digests) this.#removeFiles(digest)
+    this.#onRemoved?.(digests, reason)
+  }
+
+  #forget (digest: string): void {
+    this.#epochs.set(digest, this.#epoch(digest) + 1)
+    this.#staged.delete(digest)
+    this.#stagedLayout.delete(digest)
+    this.#blobs.delete(digest)
+    this.#markedUsed.delete(digest)
+    this.#ledger.forget(digest)
+  }
+
+  #removeFiles (digest: string): Promise<void> {
+    const removal = this.#locked(digest, async () => {
+      const p = this.#paths(digest)
+      await rm(p.sidecar, { force: true })
+      await rm(p.data, { force: true })
+    }).finally(() => { if (this.#removing.get(digest) === removal) this.#removing.delete(digest) })
+    this.#removing.set(digest, removal)
+    removal.catch(() => undefined) // awaited by drop(); an eviction's failure leaves a stray file only
+    return removal
+  }
+
+  /** Touches the blob for LRU, and now and then its sidecar's mtime, so the order survives a restart. */
+  #used (digest: string): void {
+    this.#ledger.touch(digest)
+    const now = this.#now()
+    if (!this.#blobs.has(digest) || now - (this.#markedUsed.get(digest) ?? 0) < MARK_USED_INTERVAL_MS) return
+    this.#markedUsed.set(digest, now)
+    const t = new Date(now)
+    utimes(this.#paths(digest).sidecar, t, t).catch(() => undefined) // advisory: LRU order only
   }
 
   #paths (digest: string): { dir: string, data: string, sidecar: string } {
@@ -135,17 +247,24 @@ export class FsPieceCache implements PieceCache {
     if (bytes.byteLength !== range.length) throw new RangeError(`piece ${index} of ${digest}: ${bytes.byteLength} bytes, expected ${range.length}`)
     if (this.#blobs.get(digest)?.pieces.has(index) === true) return
     const epoch = this.#epoch(digest)
+    const removing = this.#removing.get(digest)
+    if (removing !== undefined) await removing.catch(() => undefined)
+    if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped before piece ${index} was written`)
+    // Admission, with no await between the plan and the reservation, so concurrent stages see each other.
+    const incoming = this.#ledger.admissionBytes(digest, index, range.length, layout.pieceCount)
+    const plan = this.#ledger.planAdmission(incoming, digest, d => this.#busy(d))
+    if (!plan.fits) {
+      throw dfError('DF_ERR_CACHE_FULL', `no room for piece ${index} of ${digest} under the ${String(this.#ledger.quotaBytes)}-byte quota: every cached blob is in use or pinned`)
+    }
+    if (plan.victims.length > 0) this.#evict(plan.victims, 'quota')
+    this.#ledger.addPiece(digest, index, range.length, layout.pieceCount)
     const p = this.#paths(digest)
-    await mkdir(p.dir, { recursive: true })
-    const fh = await open(p.data, constants.O_RDWR | constants.O_CREAT, 0o644)
     try {
-      let written = 0
-      while (written < bytes.byteLength) {
-        const r = await fh.write(bytes, written, bytes.byteLength - written, range.start + written)
-        written += r.bytesWritten
-      }
-    } finally {
-      await fh.close()
+      await mkdir(p.dir, { recursive: true })
+      await writeAt(p.data, bytes, range.start)
+    } catch (err) {
+      if (this.#epoch(digest) === epoch && this.#staged.get(digest)?.has(index) !== true) this.#ledger.removePiece(digest, index)
+      throw err
     }
     if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was written`)
     let staged = this.#staged.get(digest)
@@ -179,13 +298,15 @@ export class FsPieceCache implements PieceCache {
     if (valid.length === 0) return
     try {
       const p = this.#paths(digest)
-      const fh = await open(p.data, constants.O_RDWR)
-      try { await fh.datasync() } finally { await fh.close() }
+      await syncData(p.data)
       const layout = existing?.layout ?? (valid[0] as PendingCommit).layout
       const pieces = new Map(existing?.pieces ?? [])
       for (const c of valid) pieces.set(c.index, c.pieceDigest)
-      await writeAtomically(p.sidecar, JSON.stringify({ digest, size: layout.size, pieces: Object.fromEntries(pieces) } satisfies Sidecar))
+      await writeSidecar(p.sidecar, { digest, size: layout.size, pieces: Object.fromEntries(pieces) })
+      // Dropped or evicted meanwhile: the removal queued behind this flush deletes what it wrote.
+      if (valid.some(c => c.epoch !== this.#epoch(digest))) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while pieces were committed`)
       this.#blobs.set(digest, { digest, layout, pieces })
+      this.#ledger.touch(digest)
       for (const c of valid) staged?.delete(c.index)
       if (staged?.size === 0) this.#staged.delete(digest)
       for (const c of valid) c.resolve()
@@ -216,24 +337,12 @@ export class FsPieceCache implements PieceCache {
     const chunkSize = options.chunkSize ?? PIECE_READ_CHUNK
     if (start < piece.start || end > piece.end || start > end) throw new RangeError(`bytes ${start}-${end} are not inside piece ${index} of ${digest}`)
     const epoch = this.#epoch(digest)
-    const fh = await open(this.#paths(digest).data, 'r')
+    const release = this.#ledger.acquire(digest)
+    this.#used(digest)
     try {
-      for (let pos = start; pos < end;) {
-        const n = Math.min(chunkSize, end - pos)
-        const buf = Buffer.allocUnsafeSlow(n)
-        let got = 0
-        while (got < n) {
-          const r = await fh.read(buf, got, n - got, pos + got)
-          if (r.bytesRead === 0) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} data ends before byte ${pos + got}`)
-          got += r.bytesRead
-        }
-        // Dropped (or replaced) while reading: these bytes may belong to another file.
-        if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was read`)
-        pos += n
-        yield buf
-      }
+      yield * readChunks(this.#paths(digest).data, start, end, chunkSize, () => this.#epoch(digest) === epoch, `piece ${index} of ${digest}`)
     } finally {
-      await fh.close()
+      release()
     }
   }
 
@@ -241,19 +350,7 @@ export class FsPieceCache implements PieceCache {
     const e = this.#blobs.get(digest)
     if (e?.pieces.has(index) !== true) return undefined
     const range = pieceRange(e.layout, index)
-    const out = new Uint8Array(range.length)
-    const fh = await open(this.#paths(digest).data, 'r')
-    try {
-      let read = 0
-      while (read < range.length) {
-        const r = await fh.read(out, read, range.length - read, range.start + read)
-        if (r.bytesRead === 0) return undefined // file shorter than recorded: treat as not held
-        read += r.bytesRead
-      }
-    } finally {
-      await fh.close()
-    }
-    return out
+    return await readExactly(this.#paths(digest).data, range.start, range.length)
   }
 
   readRange (digest: string, start: number, end: number, options: { signal?: AbortSignal } = {}): Readable {
@@ -261,6 +358,10 @@ export class FsPieceCache implements PieceCache {
     if (e === undefined) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} is not held`)
     const plan = planVerifiedRead(snapshot(e), start, end)
     const verifier = new VerifyingStream(plan, { start, end }, async () => { await this.drop(digest) })
+    // In use until the stream closes (ended, failed or destroyed by its consumer).
+    const release = this.#ledger.acquire(digest)
+    verifier.once('close', release)
+    this.#used(digest)
     const file = createReadStream(this.#paths(digest).data, { start: plan.readStart, end: plan.readEnd, highWaterMark: READ_CHUNK, ...(options.signal === undefined ? {} : { signal: options.signal }) })
     // Errors reach the consumer through `verifier`, which pipeline() destroys with them. A data file
     // that vanished under its sidecar is a broken entry: forget it so the next pull refetches.
@@ -271,15 +372,10 @@ export class FsPieceCache implements PieceCache {
   }
 
   async drop (digest: string): Promise<void> {
-    this.#epochs.set(digest, this.#epoch(digest) + 1)
-    this.#staged.delete(digest)
-    this.#stagedLayout.delete(digest)
-    await this.#locked(digest, async () => {
-      this.#blobs.delete(digest)
-      const p = this.#paths(digest)
-      await rm(p.sidecar, { force: true })
-      await rm(p.data, { force: true })
-    })
+    const known = this.#blobs.has(digest) || this.#staged.has(digest)
+    this.#forget(digest)
+    await this.#removeFiles(digest)
+    if (known) this.#onRemoved?.([digest], 'dropped')
   }
 
   #epoch (digest: string): number {
@@ -291,22 +387,11 @@ export class FsPieceCache implements PieceCache {
   }
 
   async close (): Promise<void> {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
     await Promise.all([...this.#locks.values()])
   }
 }
 
 function snapshot (e: Entry): CachedBlob {
   return { digest: e.digest, layout: e.layout, pieces: new Map(e.pieces) }
-}
-
-async function writeAtomically (path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`
-  const fh = await open(tmp, 'w', 0o644)
-  try {
-    await fh.writeFile(text)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
 }

@@ -1,0 +1,31 @@
+import { z } from 'zod'
+
+/**
+ * `GET /status` on the mirror listener: the daemon's own view of its health, for `dfclient doctor`
+ * and operators. No secrets: the token and registry credentials never appear here.
+ */
+export const daemonStatus = z.object({
+  version: z.string(),
+  peerId: z.string(),
+  p2pAddrs: z.array(z.string()),
+  supernode: z.object({
+    /** The supernode base URL in use. */
+    url: z.string(),
+    /** True while a supernode has acknowledged this peer's announce (pulls go P2P only then). */
+    announced: z.boolean(),
+    /** Why the last announce failed, while not announced. */
+    error: z.string().optional()
+  }),
+  defaultRegistry: z.string(),
+  /** Registry hosts with a configured `--registry HOST=URL`. */
+  registries: z.array(z.string()),
+  cache: z.object({
+    usedBytes: z.number(),
+    /** Absent: no quota. */
+    quotaBytes: z.number().optional(),
+    blobs: z.number(),
+    /** 0: no TTL. */
+    ttlMs: z.number()
+  })
+})
+export type DaemonStatus = z.infer<typeof daemonStatus>
