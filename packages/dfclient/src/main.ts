@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import '@damselfly/proto/polyfill'
+import '@damselfly/proto/gc-tuning'
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
-import { envName, flagName, isDfError } from '@damselfly/proto'
+import { envName, flagName, isDfError, LOG_REDACT } from '@damselfly/proto'
 import { DAEMON_OPTIONS, resolveDaemonConfig, type DaemonConfig } from './config.js'
 import { registerCliCommands } from './cli/commands.js'
 import { createDfclient, VERSION } from './dfclient.js'
@@ -45,7 +46,7 @@ async function runDaemon (flags: Record<string, unknown>): Promise<void> {
   const logger = pino({
     level: config.logLevel,
     base: { name: 'dfclient', pid: process.pid },
-    redact: { paths: ['authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'token', '*.token'], censor: '[redacted]' }
+    redact: { paths: [...LOG_REDACT.paths], censor: LOG_REDACT.censor }
   })
 
   // Step 3: start; signals stop gracefully (a second signal exits at once).

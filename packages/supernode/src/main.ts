@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Must be first: libp2p calls Promise.withResolvers, missing on Node 20 (LIBP2P.md §0).
 import '@damselfly/proto/polyfill'
+import '@damselfly/proto/gc-tuning'
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
-import { envName, flagName, isDfError, type ConfigSources } from '@damselfly/proto'
+import { envName, flagName, isDfError, LOG_REDACT, type ConfigSources } from '@damselfly/proto'
 import { preheatCommand } from './cli/preheat-command.js'
 import { loadSupernodeConfig, SUPERNODE_OPTIONS, type SupernodeConfig } from './config.js'
 import { SUPERNODE_VERSION } from './metrics.js'
@@ -55,7 +56,7 @@ async function run (opts: Record<string, unknown>): Promise<void> {
   const logger = pino({
     level: config.logLevel,
     base: { name: 'supernode', pid: process.pid },
-    redact: { paths: ['authorization', 'headers.authorization', '*.headers.authorization', 'req.headers.authorization', 'token'], censor: '[redacted]' }
+    redact: { paths: [...LOG_REDACT.paths], censor: LOG_REDACT.censor }
   })
   process.on('unhandledRejection', err => { logger.error({ err }, 'unhandled promise rejection') })
 
