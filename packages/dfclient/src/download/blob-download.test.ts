@@ -172,6 +172,24 @@ describe('BlobDownload', () => {
     expect(continued).toEqual([4 * MiB])
   })
 
+  it('gives P2P up and continues from the upstream when no source is offered for the piece it waits for (starvation)', async () => {
+    const fx = blobFixture(10 * MiB)
+    const tasks = fakeTasks(fx.task, fx.pieceDigests)
+    const poll = tasks.pollPieces
+    // Piece 0 has the seed; the others never get a source, whatever the reader waits.
+    tasks.pollPieces = async (...args) => { const r = await poll(...args); return { ...r, pieces: r.pieces.map(p => ({ ...p, sources: p.index === 0 ? [seed] : [] })) } }
+    const ranges: Array<{ start: number, end: number }> = []
+    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, starvedMs: 200 }, {
+      tasks,
+      fetcher: fakeFetcher(fx.bytes),
+      cache: new MemoryPieceCache(),
+      upstream: async (range) => { ranges.push(range); return (async function * () { yield fx.bytes.slice(range.start, range.end + 1) })() }
+    }, new AbortController().signal)
+    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
+    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
+    expect(ranges).toEqual([{ start: 4 * MiB, end: 10 * MiB - 1 }])
+  })
+
   it('drops the cache entry and throws when the whole blob does not match its digest', async () => {
     const fx = blobFixture(5 * MiB)
     const wrongDigest = sha256Of(new Uint8Array([1, 2, 3]))

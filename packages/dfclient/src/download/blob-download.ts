@@ -16,6 +16,8 @@ export interface BlobDownloadInit {
   maxRounds?: number
   maxPollFailures?: number
   slowPiece?: SlowPieceLimits
+  /** See PieceScheduler `starvedMs`. */
+  starvedMs?: number
 }
 
 export interface BlobDownloadComponents {
@@ -28,10 +30,18 @@ export interface BlobDownloadComponents {
 }
 
 /**
- * Defaults: 4 pieces in flight within 8 pieces of the reader. Fetched pieces wait in the cache file,
- * not in RAM, so the download holds 4 receive buffers (16 MiB at 4 MiB pieces) plus 1 MiB read chunks.
+ * Defaults: 4 pieces in flight within 64 pieces of the reader. Fetched pieces wait in the cache file,
+ * not in RAM, so the download holds 4 receive buffers (16 MiB at 4 MiB pieces) plus 1 MiB read chunks
+ * whatever the window; a wider window only stages more of the blob on disk ahead of the reader.
+ *
+ * Why 64 and not 8: in a herd every node reads the same blob in order, so a piece is wanted by all of
+ * them as soon as it enters their windows, and it takes several rounds of copies (each a piece
+ * transfer plus a report) to reach thousands of nodes. The window must hold enough pieces to keep
+ * every downlink busy meanwhile. `npm run simulate` (1 GiB, 1 Gbit/s nodes, 10 Gbit/s upstream, the
+ * real scheduler): with a window of 8, 1,000 nodes finish at 3.7× the physical bound; 16: 1.9×;
+ * 32: 1.35×; 64: 1.22×. The scheduler's `ASSIGNMENT_WINDOW` must be the same number.
  */
-const DEFAULTS = { concurrency: 4, window: 8, pollWaitMs: 10_000, maxRounds: 3, maxPollFailures: 3 }
+const DEFAULTS = { concurrency: 4, window: 64, pollWaitMs: 10_000, maxRounds: 3, maxPollFailures: 3 }
 
 /**
  * Registers a blob with the supernode and returns a handle that streams any byte range of it. Throws
@@ -82,7 +92,7 @@ export class BlobDownload {
     if (layout.size > 0 && end >= range.start) {
       const scheduler = new PieceScheduler({
         ...DEFAULTS,
-        ...definedOnly({ concurrency: this.#init.concurrency, window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures }),
+        ...definedOnly({ concurrency: this.#init.concurrency, window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures, starvedMs: this.#init.starvedMs }),
         ...(this.#init.slowPiece === undefined ? {} : { slowPiece: this.#init.slowPiece }),
         digest,
         layout,

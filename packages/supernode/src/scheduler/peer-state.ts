@@ -77,6 +77,11 @@ export class Standing {
     return until !== undefined && until > now ? until : undefined
   }
 
+  /** Peers globally quarantined at `now` (usually none or a few). */
+  * quarantinedPeers (now: number): Iterable<string> {
+    for (const [peerId, until] of this.#quarantined) if (until > now) yield peerId
+  }
+
   /** Forgets lapsed quarantines and strikes outside the window (bounded memory). */
   prune (now: number): void {
     for (const [peerId, until] of this.#quarantined) if (until <= now) this.#quarantined.delete(peerId)

@@ -45,12 +45,6 @@ export interface SourceLoad {
   addrs: readonly string[]
   /** Uploads handed out and not yet reported or expired. */
   inFlight: number
-  /**
-   * Of those, the ones the requester itself is fetching. They count for spreading its pieces over
-   * holders but never make a holder unusable for that requester: a lone peer pulling a blob one
-   * other peer holds would otherwise stall behind its own in-flight fetches.
-   */
-  own?: number
   /** In-flight uploads at which the source counts as saturated. */
   cap: number
   /** Non-integrity transfer failures inside the rate window. */
@@ -61,8 +55,14 @@ export interface SourceLoad {
   lastAssignedAt: number
 }
 
-export function isUsable (s: SourceLoad, failuresBeforeDemotion: number): boolean {
-  return s.inFlight - (s.own ?? 0) < s.cap && s.failures < failuresBeforeDemotion
+/**
+ * Whether a source can take an upload for this requester. `own` is how many of the source's uploads
+ * in flight the requester itself is fetching: they count for spreading its pieces over holders but
+ * never make a holder unusable for that requester (a lone peer pulling a blob one other peer holds
+ * would otherwise stall behind its own in-flight fetches).
+ */
+export function isUsable (s: SourceLoad, failuresBeforeDemotion: number, own = 0): boolean {
+  return s.inFlight - own < s.cap && s.failures < failuresBeforeDemotion
 }
 
 export function compareLoad (a: SourceLoad, b: SourceLoad): number {
@@ -100,23 +100,33 @@ export function rankSources (input: {
   limit: number
   /** Undefined for an anonymous requester. */
   gate?: SeedGate | undefined
+  /** The requester's own uploads in flight from a source (see `isUsable`); none when absent. */
+  ownOf?: ((peerId: string) => number) | undefined
 }): PieceSource[] {
   const usable: SourceLoad[] = []
   const rest: SourceLoad[] = []
-  for (const h of input.holders) (isUsable(h, input.failuresBeforeDemotion) ? usable : rest).push(h)
+  const ownOf = input.ownOf
+  const f = input.failuresBeforeDemotion
+  for (const h of input.holders) (isUsable(h, f, ownOf === undefined ? 0 : ownOf(h.peerId)) ? usable : rest).push(h)
+  const seedUnderCap = input.seed.inFlight < input.seed.cap
+  const gate = input.gate
+  // Decide first, build after: most pieces a herd asks about at once end in "no source yet".
+  let seedFirst: boolean
+  if (usable.length > 0 || gate?.assignedToHolder === true) seedFirst = false
+  else if (gate === undefined) seedFirst = seedUnderCap
+  else if (gate.ownClaim || gate.waitedOut) seedFirst = true
+  else if (!rest.some(h => h.failures < f) && gate.othersOnSeed < gate.fanout) seedFirst = seedUnderCap
+  else return []
   usable.sort(compareLoad)
   rest.sort(compareLoad)
-  const peers = [...usable, ...rest].slice(0, Math.max(0, input.limit - 1)).map(s => asSource(s, false))
+  const max = Math.max(0, input.limit - 1)
+  const out: PieceSource[] = []
   const seed = asSource(input.seed, true)
-  const seedUnderCap = input.seed.inFlight < input.seed.cap
-  if (usable.length > 0) return [...peers, seed]
-  const gate = input.gate
-  if (gate === undefined) return seedUnderCap ? [seed, ...peers] : [...peers, seed]
-  if (gate.assignedToHolder) return [...peers, seed]
-  if (gate.ownClaim || gate.waitedOut) return [seed, ...peers]
-  const busyWorkingHolder = rest.some(h => h.failures < input.failuresBeforeDemotion)
-  if (!busyWorkingHolder && gate.othersOnSeed < gate.fanout) return seedUnderCap ? [seed, ...peers] : [...peers, seed]
-  return []
+  if (seedFirst) out.push(seed)
+  for (let i = 0; i < usable.length && out.length < max + (seedFirst ? 1 : 0); i++) out.push(asSource(usable[i] as SourceLoad, false))
+  for (let i = 0; i < rest.length && out.length < max + (seedFirst ? 1 : 0); i++) out.push(asSource(rest[i] as SourceLoad, false))
+  if (!seedFirst) out.push(seed)
+  return out
 }
 
 /** One piece as the requester sees it: how many eligible sources hold it, and whether it holds it. */
@@ -141,19 +151,33 @@ export function orderPieces (pieces: readonly PieceDemand[]): PieceDemand[] {
  * the same order, so live assignments are kept) and different for every requester.
  */
 export function spreadRank (requester: string, index: number): number {
-  let h = 0x811c9dc5
-  const s = `${requester}:${index}`
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193) >>> 0
+  return spreadRanker(requester)(index)
+}
+
+/** `spreadRank` for one requester and many pieces: the requester's part of the hash is computed once. */
+export function spreadRanker (requester: string): (index: number) => number {
+  let prefix = 0x811c9dc5
+  const p = `${requester}:`
+  for (let i = 0; i < p.length; i++) {
+    prefix ^= p.charCodeAt(i)
+    prefix = Math.imul(prefix, 0x01000193) >>> 0
   }
-  return h
+  return index => {
+    let h = prefix
+    const s = String(index)
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i)
+      h = Math.imul(h, 0x01000193) >>> 0
+    }
+    return h
+  }
 }
 
 function cmp (a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+/** The addresses are shared, not copied: a reply is serialised, never changed, by its consumers. */
 function asSource (s: SourceLoad, seed: boolean): PieceSource {
-  return { peerId: s.peerId, addrs: [...s.addrs], seed }
+  return { peerId: s.peerId, addrs: s.addrs as string[], seed }
 }

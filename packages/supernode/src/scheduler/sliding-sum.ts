@@ -8,6 +8,9 @@ export class SlidingSum {
   readonly #buckets: number
   /** Oldest first; `slot` is `floor(at / bucketMs)`. At most `#buckets` entries. */
   readonly #slots: Array<{ slot: number, value: number }> = []
+  /** The last sum computed and the bucket it was computed in: it only changes with a sample or a new bucket. */
+  #memoSlot = NaN
+  #memoSum = 0
 
   constructor (windowMs: number, buckets: number) {
     this.#buckets = Math.max(1, Math.floor(buckets))
@@ -15,6 +18,7 @@ export class SlidingSum {
   }
 
   add (value: number, now: number): void {
+    this.#memoSlot = NaN
     const slot = Math.floor(now / this.#bucketMs)
     this.#prune(slot)
     const last = this.#slots.at(-1)
@@ -24,9 +28,13 @@ export class SlidingSum {
 
   /** The sum of the samples inside the window ending at `now`. */
   sum (now: number): number {
-    const oldest = Math.floor(now / this.#bucketMs) - this.#buckets + 1
+    const current = Math.floor(now / this.#bucketMs)
+    if (current === this.#memoSlot) return this.#memoSum
+    const oldest = current - this.#buckets + 1
     let total = 0
     for (const s of this.#slots) if (s.slot >= oldest) total += s.value
+    this.#memoSlot = current
+    this.#memoSum = total
     return total
   }
 

@@ -21,6 +21,8 @@ export interface SwarmInit {
   strikeWindowMs?: number
   globalQuarantineMs?: number
   maxSourcesPerPiece?: number
+  maxHoldersRanked?: number
+  maxUsableSearch?: number
   seedFanoutPerPiece?: number
   seedClaimTtlMs?: number
   seedArrivalGraceMs?: number
@@ -82,6 +84,8 @@ export function resolveOptions (init: SwarmInit): Options {
     strikeWindowMs: init.strikeWindowMs ?? C.STRIKE_WINDOW_MS,
     globalQuarantineMs: init.globalQuarantineMs ?? C.GLOBAL_QUARANTINE_MS,
     maxSourcesPerPiece: init.maxSourcesPerPiece ?? C.MAX_SOURCES_PER_PIECE,
+    maxHoldersRanked: init.maxHoldersRanked ?? C.MAX_HOLDERS_RANKED,
+    maxUsableSearch: init.maxUsableSearch ?? C.MAX_USABLE_SEARCH,
     seedFanoutPerPiece: init.seedFanoutPerPiece ?? C.SEED_FANOUT_PER_PIECE,
     seedClaimTtlMs: init.seedClaimTtlMs ?? C.SEED_CLAIM_TTL_MS,
     seedArrivalGraceMs: init.seedArrivalGraceMs ?? C.SEED_ARRIVAL_GRACE_MS,

@@ -63,9 +63,10 @@ describe('Swarm: rarest piece first', () => {
   it('breaks ties per requester inside its window, by index outside it and for anonymous callers', () => {
     const h = setup()
     h.announce('R1', 'R2')
-    h.task(T, 12)
+    const pieces = C.ASSIGNMENT_WINDOW + 4
+    h.task(T, pieces)
     const window = Array.from({ length: C.ASSIGNMENT_WINDOW }, (_, i) => i)
-    const rest = Array.from({ length: 12 - C.ASSIGNMENT_WINDOW }, (_, i) => C.ASSIGNMENT_WINDOW + i)
+    const rest = Array.from({ length: pieces - C.ASSIGNMENT_WINDOW }, (_, i) => C.ASSIGNMENT_WINDOW + i)
     const o1 = h.ask(T, 'R1').order
     const o2 = h.ask(T, 'R2').order
     // Every piece is equally rare (only the seed has them): each requester gets its own shuffle of its window.
@@ -442,7 +443,8 @@ describe('Swarm: in flight', () => {
   })
 
   it('with `from`, assigns only pieces the requester can fetch: lacking ones in [from, from + window)', () => {
-    const h = setup()
+    // The piece numbers below are worked out for a window of 8 (twice the active pieces).
+    const h = setup({ assignmentWindow: 8 })
     h.announce('R')
     h.task(T, 30)
     // R reads from piece 10 and already fetched 10–13 ahead; its lowest lacking pieces (0–7) are not
@@ -460,17 +462,19 @@ describe('Swarm: in flight', () => {
   })
 
   it('gives seed claims and source waits only to the pieces a requester fetches now, not to the rest of its window', () => {
-    const h = setup()
+    // A window of twice the active pieces: R1 fetches one half, R2 the other.
+    const window = 2 * C.ACTIVE_PIECES
+    const h = setup({ assignmentWindow: window })
     h.announce('R1', 'R2')
-    h.task(T, C.ASSIGNMENT_WINDOW)
+    h.task(T, window)
     const seeded = (v: ReturnType<typeof h.ask>): number[] => v.order.filter(i => v.first(i) === 'Seed')
     // R1 claims the seed for its active pieces only; the rest of its window has no source yet.
     const r1 = seeded(h.ask(T, 'R1'))
     expect(r1).toHaveLength(C.ACTIVE_PIECES)
     // R2 gets the seed for the pieces R1 does not fetch: no piece goes out twice.
     const r2 = seeded(h.ask(T, 'R2'))
-    expect(r2).toHaveLength(C.ASSIGNMENT_WINDOW - C.ACTIVE_PIECES)
-    expect(new Set([...r1, ...r2]).size).toBe(C.ASSIGNMENT_WINDOW)
+    expect(r2).toHaveLength(window - C.ACTIVE_PIECES)
+    expect(new Set([...r1, ...r2]).size).toBe(window)
     // Long after the wait limit, while R1 still fetches its own pieces, the pieces R2 fetches are not
     // handed to R1 as well: R1 was busy, not starved of a source.
     h.advance(C.MAX_STRETCHED_WAIT_MS)

@@ -66,7 +66,13 @@ interface TaskEntry {
 export class Swarm {
   readonly #o: Options
   readonly #c: SwarmComponents
+  /**
+   * Announced peers in `lastSeen` order: every announce and heartbeat moves its peer to the end, so
+   * the peers silent past their TTL are always a prefix (found without walking every peer).
+   */
   readonly #peers = new Map<string, PeerRecord>()
+  /** Live peers with an upload slot free, kept in step with the upload ledger (planning searches it). */
+  readonly #free = new Set<string>()
   readonly #standing: Standing
   readonly #tasks = new Map<string, TaskEntry>()
   readonly #holdings = new Holdings()
@@ -85,7 +91,11 @@ export class Swarm {
   constructor (init: SwarmInit, components: SwarmComponents) {
     this.#o = resolveOptions(init)
     this.#c = components
-    this.#uploads = new UploadLedger({ assignmentTtlMs: this.#o.assignmentTtlMs, rateWindowMs: this.#o.rateWindowMs })
+    this.#uploads = new UploadLedger({
+      assignmentTtlMs: this.#o.assignmentTtlMs,
+      rateWindowMs: this.#o.rateWindowMs,
+      onInFlight: (source, inFlight) => { this.#trackFree(source, inFlight) }
+    })
     this.#standing = new Standing({ strikesToQuarantine: this.#o.globalQuarantineStrikes, strikeWindowMs: this.#o.strikeWindowMs, quarantineMs: this.#o.globalQuarantineMs })
     this.#plan = {
       o: this.#o,
@@ -95,8 +105,10 @@ export class Swarm {
       waits: this.#waits,
       standing: this.#standing,
       taskQuarantine: this.#taskQuarantine,
+      freePeers: this.#free,
       seed: () => this.#c.seed(),
       peer: peerId => this.peer(peerId),
+      silentPeers: now => this.#silentPeers(now),
       sourceWaitLimitMs: () => this.sourceWaitLimitMs(),
       seedClaimTtlMs: () => this.seedClaimTtlMs()
     }
@@ -152,6 +164,18 @@ export class Swarm {
     return this.#uploads.rate(source, this.#c.now())
   }
 
+  /** Copies of every live peer's record, for read-only views (the dashboard). */
+  livePeers (): PeerRecord[] {
+    const now = this.#c.now()
+    return [...this.#peers.values()].filter(p => now - p.lastSeen <= this.#o.peerTtlMs).map(p => ({ ...p, addrs: [...p.addrs] }))
+  }
+
+  /** Peers quarantined for the task now, with the end of each quarantine, for read-only views (the dashboard). */
+  taskQuarantines (taskId: string): Array<{ peerId: string, until: number }> {
+    const now = this.#c.now()
+    return [...this.#taskQuarantine.get(taskId) ?? []].filter(([, until]) => until > now).map(([peerId, until]) => ({ peerId, until }))
+  }
+
   /**
    * Milliseconds until the requester's oldest "no source yet" for a piece of the task runs out (0 when
    * it already has), or undefined when it waits for none: its long-poll should end by then.
@@ -174,7 +198,11 @@ export class Swarm {
   peerAnnounced (e: { peerId: string, addrs: readonly string[], hostname: string, version?: string | undefined }): void {
     this.#event(now => {
       if (this.#peers.has(e.peerId) && this.peer(e.peerId) === undefined) this.#removePeer(e.peerId)
+      // Deleted first so that it moves to the end of the lastSeen order.
+      this.#peers.delete(e.peerId)
       this.#peers.set(e.peerId, { peerId: e.peerId, addrs: [...e.addrs], hostname: e.hostname, ...(e.version === undefined ? {} : { version: e.version }), lastSeen: now })
+      this.#uploads.describe(e.peerId, e.addrs)
+      this.#trackFree(e.peerId, this.#uploads.charged(e.peerId))
     })
   }
 
@@ -188,6 +216,8 @@ export class Swarm {
         return false
       }
       p.lastSeen = now
+      this.#peers.delete(peerId)
+      this.#peers.set(peerId, p)
       return true
     })
   }
@@ -200,7 +230,7 @@ export class Swarm {
   /** Applies `peerExpired` to every silent peer and prunes lapsed standing; returns the expired ids. */
   expireSilentPeers (): string[] {
     return this.#event(now => {
-      const expired = [...this.#peers.values()].filter(p => now - p.lastSeen > this.#o.peerTtlMs).map(p => p.peerId)
+      const expired = [...this.#silentPeers(now)]
       for (const peerId of expired) this.#removePeer(peerId)
       this.#uploads.expire(now)
       this.#claims.prune(now)
@@ -301,12 +331,12 @@ export class Swarm {
    * lacking pieces is assigned to its first source (`pieceAssigned`), and later pieces in the same
    * reply see that load.
    */
-  piecesRequested (e: { taskId: string, requester?: string | undefined, from?: number | undefined }): PiecePlan[] {
+  piecesRequested (e: { taskId: string, requester?: string | undefined, from?: number | undefined, startableOnly?: boolean | undefined }): PiecePlan[] {
     return this.#event(now => {
       const t = this.#tasks.get(e.taskId)
       if (t === undefined || t.state === 'failed') return []
       this.#uploads.expire(now)
-      return planPieces(this.#plan, e.taskId, t.published, e.requester, now, e.from)
+      return planPieces(this.#plan, { taskId: e.taskId, pieceCount: t.pieceCount, published: t.published }, e, now)
     })
   }
 
@@ -399,8 +429,22 @@ export class Swarm {
     return { peerId: source, scope: 'global' }
   }
 
+  /** The prefix of `#peers` silent past the TTL (see `#peers`). */
+  * #silentPeers (now: number): Generator<string> {
+    for (const p of this.#peers.values()) {
+      if (now - p.lastSeen <= this.#o.peerTtlMs) return
+      yield p.peerId
+    }
+  }
+
+  #trackFree (peerId: string, inFlight: number): void {
+    if (this.#peers.has(peerId) && inFlight < this.#o.maxUploadsPerPeer) this.#free.add(peerId)
+    else this.#free.delete(peerId)
+  }
+
   #removePeer (peerId: string): boolean {
     const existed = this.#peers.delete(peerId)
+    this.#free.delete(peerId)
     for (const taskId of this.#holdings.dropPeer(peerId)) this.#changed.add(taskId)
     this.#uploads.releaseWhere(a => a.requester === peerId || a.source === peerId)
     this.#uploads.forget(peerId)

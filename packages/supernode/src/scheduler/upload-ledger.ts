@@ -9,6 +9,8 @@ export interface Assignment {
   requester: string
   source: string
   expiresAt: number
+  /** False once released or expired (it may still sit in the expiry queue). */
+  live: boolean
 }
 
 interface SourceStats {
@@ -16,71 +18,147 @@ interface SourceStats {
   lastAssignedAt: number
   rate: SlidingSum
   failures: SlidingSum
+  /** The shared live view `view()` hands out (kept in step with inFlight and lastAssignedAt). */
+  view: SourceLoad
 }
 
 /**
  * Per-source load: uploads in flight (tentative assignments, one per task, piece and requester, each
  * ending at a result, a release or its expiry), upload rate and failures over a sliding window, and
  * when the source was last assigned. Time is passed in by the owner.
+ *
+ * Assignments are looked up by task, requester and piece in nested maps (no key strings built per
+ * lookup: planning looks them up several times per piece and poll) and expire from a queue in
+ * assignment order, which is expiry order because the TTL is fixed and the owner's clock only grows.
  */
 export class UploadLedger {
   readonly #ttlMs: number
   readonly #windowMs: number
   readonly #stats = new Map<string, SourceStats>()
-  /** Insertion order is expiry order: the TTL is fixed and the owner's clock only grows. */
-  readonly #assignments = new Map<string, Assignment>()
+  /** taskId → requester → piece index → its live assignment. */
+  readonly #byTask = new Map<string, Map<string, Map<number, Assignment>>>()
+  /** Every assignment made, oldest first; released ones are skipped and dropped from the front. */
+  #queue: Assignment[] = []
+  #head = 0
+  /** requester → source → its assignments on that source (what a requester's own fetches load a source with). */
+  readonly #byRequester = new Map<string, Map<string, number>>()
+  readonly #onInFlight: ((source: string, inFlight: number) => void) | undefined
 
-  constructor (init: { assignmentTtlMs: number, rateWindowMs: number }) {
+  constructor (init: { assignmentTtlMs: number, rateWindowMs: number, onInFlight?: (source: string, inFlight: number) => void }) {
     this.#ttlMs = init.assignmentTtlMs
     this.#windowMs = init.rateWindowMs
+    this.#onInFlight = init.onInFlight
   }
 
   get (taskId: string, index: number, requester: string): Assignment | undefined {
-    return this.#assignments.get(key(taskId, index, requester))
+    return this.#byTask.get(taskId)?.get(requester)?.get(index)
+  }
+
+  /** The requester's assignments in a task by piece index, as they stand (not a live view). */
+  ofRequester (taskId: string, requester: string): ReadonlyMap<number, Assignment> {
+    return this.#byTask.get(taskId)?.get(requester) ?? NO_ASSIGNMENTS
   }
 
   /** Charges `source` with one upload (replacing the requester's earlier assignment of the piece). */
   assign (taskId: string, index: number, requester: string, source: string, now: number): void {
     this.release(taskId, index, requester)
-    this.#assignments.set(key(taskId, index, requester), { taskId, index, requester, source, expiresAt: now + this.#ttlMs })
+    const a: Assignment = { taskId, index, requester, source, expiresAt: now + this.#ttlMs, live: true }
+    let byRequester = this.#byTask.get(taskId)
+    if (byRequester === undefined) this.#byTask.set(taskId, byRequester = new Map())
+    let byIndex = byRequester.get(requester)
+    if (byIndex === undefined) byRequester.set(requester, byIndex = new Map())
+    byIndex.set(index, a)
+    this.#queue.push(a)
     const s = this.#statsOf(source)
     s.inFlight++
     s.lastAssignedAt = now
+    s.view.inFlight = s.inFlight
+    s.view.lastAssignedAt = now
+    let own = this.#byRequester.get(requester)
+    if (own === undefined) this.#byRequester.set(requester, own = new Map())
+    own.set(source, (own.get(source) ?? 0) + 1)
+    this.#onInFlight?.(source, s.inFlight)
   }
 
   release (taskId: string, index: number, requester: string): void {
-    const k = key(taskId, index, requester)
-    const a = this.#assignments.get(k)
-    if (a === undefined) return
-    this.#assignments.delete(k)
+    const byRequester = this.#byTask.get(taskId)
+    const byIndex = byRequester?.get(requester)
+    const a = byIndex?.get(index)
+    if (a === undefined || byIndex === undefined || byRequester === undefined) return
+    a.live = false
+    byIndex.delete(index)
+    if (byIndex.size === 0) {
+      byRequester.delete(requester)
+      if (byRequester.size === 0) this.#byTask.delete(taskId)
+    }
+    // The requester's map stays (empty) until it is forgotten: planning holds on to it (`ownLoads`).
+    const own = this.#byRequester.get(a.requester)
+    const n = own?.get(a.source) ?? 0
+    if (n > 1) own?.set(a.source, n - 1)
+    else own?.delete(a.source)
     const s = this.#stats.get(a.source)
-    if (s !== undefined) s.inFlight = Math.max(0, s.inFlight - 1)
+    if (s !== undefined) {
+      s.inFlight = Math.max(0, s.inFlight - 1)
+      s.view.inFlight = s.inFlight
+      this.#onInFlight?.(a.source, s.inFlight)
+    }
   }
 
   releaseWhere (match: (a: Assignment) => boolean): void {
-    for (const a of [...this.#assignments.values()]) if (match(a)) this.release(a.taskId, a.index, a.requester)
+    const all: Assignment[] = []
+    for (const byRequester of this.#byTask.values()) for (const byIndex of byRequester.values()) for (const a of byIndex.values()) if (match(a)) all.push(a)
+    for (const a of all) this.release(a.taskId, a.index, a.requester)
   }
 
   /** Ends every assignment whose TTL ran out. */
   expire (now: number): void {
-    for (const a of this.#assignments.values()) {
-      if (a.expiresAt > now) break
-      this.release(a.taskId, a.index, a.requester)
+    const q = this.#queue
+    while (this.#head < q.length) {
+      const a = q[this.#head] as Assignment
+      if (a.live && a.expiresAt > now) break
+      this.#head++
+      if (a.live) this.release(a.taskId, a.index, a.requester)
+    }
+    // Drop the consumed front now and then (amortised O(1) per assignment).
+    if (this.#head > 1024 && this.#head * 2 > q.length) {
+      this.#queue = q.slice(this.#head)
+      this.#head = 0
     }
   }
 
   /** Uploads in flight from `source` at `now` (assignments past their TTL but not yet expired excluded). */
   inFlight (source: string, now: number): number {
-    let n = 0
-    for (const a of this.#assignments.values()) if (a.source === source && a.expiresAt > now) n++
+    let n = this.#stats.get(source)?.inFlight ?? 0
+    // Only the front of the queue can be past its TTL.
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const a = this.#queue[i] as Assignment
+      if (a.expiresAt > now) break
+      if (a.live && a.source === source) n--
+    }
     return n
   }
 
-  /** Of those, the ones `requester` itself is fetching. */
-  inFlightTo (source: string, requester: string, now: number): number {
-    let n = 0
-    for (const a of this.#assignments.values()) if (a.source === source && a.requester === requester && a.expiresAt > now) n++
-    return n
+  /**
+   * Of `source`'s uploads in flight, the ones `requester` itself is fetching. Counts assignments not
+   * yet expired: call `expire(now)` first for the count at `now`.
+   */
+  ownInFlight (source: string, requester: string): number {
+    return this.#byRequester.get(requester)?.get(source) ?? 0
+  }
+
+  /**
+   * Source → `ownInFlight(source, requester)` for every source `requester` has assignments on: a live
+   * map that later assignments and releases update (planning looks it up once per request).
+   */
+  ownLoads (requester: string): ReadonlyMap<string, number> {
+    let own = this.#byRequester.get(requester)
+    if (own === undefined) this.#byRequester.set(requester, own = new Map())
+    return own
+  }
+
+  /** The source's uploads in flight, expired assignments included until `expire` (cheap: no scan). */
+  charged (source: string): number {
+    return this.#stats.get(source)?.inFlight ?? 0
   }
 
   recordSuccess (source: string, bytes: number, now: number): void {
@@ -98,40 +176,51 @@ export class UploadLedger {
     return this.#stats.get(source)?.rate.perSecond(now) ?? 0
   }
 
-  /** The source's load as the ranking rule sees it. */
-  load (peerId: string, addrs: readonly string[], cap: number, now: number): SourceLoad {
-    const s = this.#stats.get(peerId)
-    return {
-      peerId,
-      addrs,
-      cap,
-      inFlight: s?.inFlight ?? 0,
-      failures: s?.failures.sum(now) ?? 0,
-      rate: s?.rate.perSecond(now) ?? 0,
-      lastAssignedAt: s?.lastAssignedAt ?? 0
-    }
+  /**
+   * The source's load as the ranking rule sees it, as one shared object per source that this call
+   * refreshes and every assignment or release keeps current: planning reads thousands of loads per
+   * second and must not allocate one each time. Read it; never change it.
+   */
+  view (peerId: string, cap: number, now: number): SourceLoad {
+    const s = this.#statsOf(peerId)
+    const v = s.view
+    v.cap = cap
+    v.failures = s.failures.sum(now)
+    v.rate = s.rate.perSecond(now)
+    return v
   }
 
   /** Drops a source's history (it left; a returning peer starts afresh). */
   forget (source: string): void {
     this.#stats.delete(source)
+    this.#byRequester.delete(source)
+  }
+
+  /** Records the addresses a source is reached at (its live view carries them). */
+  describe (peerId: string, addrs: readonly string[]): void {
+    this.#statsOf(peerId).view.addrs = addrs
   }
 
   /** Drops the history of sources `keep` rejects that have nothing in flight (bounded memory). */
   prune (keep: (source: string) => boolean): void {
     for (const [id, s] of this.#stats) if (s.inFlight === 0 && !keep(id)) this.#stats.delete(id)
+    for (const [id, own] of this.#byRequester) if (own.size === 0 && !keep(id)) this.#byRequester.delete(id)
   }
 
   #statsOf (source: string): SourceStats {
     let s = this.#stats.get(source)
     if (s === undefined) {
-      s = { inFlight: 0, lastAssignedAt: 0, rate: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS), failures: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS) }
+      s = {
+        inFlight: 0,
+        lastAssignedAt: 0,
+        rate: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
+        failures: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
+        view: { peerId: source, addrs: [], cap: 0, inFlight: 0, failures: 0, rate: 0, lastAssignedAt: 0 }
+      }
       this.#stats.set(source, s)
     }
     return s
   }
 }
 
-function key (taskId: string, index: number, requester: string): string {
-  return `${taskId}\n${index}\n${requester}`
-}
+const NO_ASSIGNMENTS: ReadonlyMap<number, Assignment> = new Map()
