@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { AnnounceRequest, AnnounceResponse } from '@damselfly/proto'
 import type { SupernodeClient } from '../supernode/client.js'
+import { isUnreachable } from '../supernode/task-owners.js'
 import type { PieceCache } from '../storage/piece-cache.js'
 import type { PieceReporter } from '../supernode/piece-reporter.js'
 
@@ -18,6 +19,16 @@ export interface AnnouncerInit {
 
 /** Pieces staged (verified, readable, served) but not yet committed, per blob. */
 export type StagedPieces = () => Array<{ digest: string, pieces: number[] }>
+
+/** How the announcer tells the rest of the dfclient about its supernode (the ring's health). */
+export interface AnnouncerHooks {
+  /** The supernode acknowledged an announce or a heartbeat. */
+  healthy?: (reply: AnnounceResponse) => void
+  /** The supernode could not be reached. */
+  unreachable?: (reason: string) => void
+  /** Whether this supernode owns a task: only those tasks' held pieces are re-reported to it. */
+  owns?: (digest: string) => boolean
+}
 
 /** Evictions that arrive together are resynced together, this long after the first. */
 const RESYNC_DELAY_MS = 1000
@@ -43,8 +54,9 @@ export class Announcer {
   #lastResync = 0
   #forgotten = 0
   #lastError: string | undefined
+  readonly #hooks: AnnouncerHooks
 
-  constructor (init: AnnouncerInit, components: { client: SupernodeClient, cache: PieceCache, reporter: PieceReporter, logger: Logger, staged?: StagedPieces }) {
+  constructor (init: AnnouncerInit, components: { client: SupernodeClient, cache: PieceCache, reporter: PieceReporter, logger: Logger, staged?: StagedPieces, hooks?: AnnouncerHooks }) {
     this.#init = init
     this.#client = components.client
     this.#cache = components.cache
@@ -52,6 +64,7 @@ export class Announcer {
     this.#logger = components.logger
     this.#staged = components.staged
     this.#retryMs = init.retryMinMs ?? 1000
+    this.#hooks = components.hooks ?? {}
   }
 
   /** The last successful announce reply, if any. */
@@ -76,12 +89,14 @@ export class Announcer {
       this.#lastError = undefined
       this.#retryMs = this.#init.retryMinMs ?? 1000
       this.#logger.info({ supernode: this.#client.url, heartbeatIntervalMs: this.#announced.heartbeatIntervalMs }, 'announced to supernode')
+      this.#hooks.healthy?.(this.#announced)
       await this.#reportHoldings()
       this.#schedule(() => this.#heartbeat(), this.#announced.heartbeatIntervalMs)
     } catch (err) {
       this.#announced = undefined
       this.#lastError = err instanceof Error ? err.message : String(err)
-      this.#logger.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.#retryMs }, 'announce to supernode failed; retrying in the background (pulls go upstream meanwhile)')
+      this.#hooks.unreachable?.(this.#lastError)
+      this.#logger.warn({ supernode: this.#client.url, err: this.#lastError, retryMs: this.#retryMs }, 'announce to supernode failed; retrying in the background')
       const delay = this.#retryMs
       this.#retryMs = Math.min(this.#retryMs * 2, this.#init.retryMaxMs ?? 30_000)
       this.#schedule(() => this.#announce(), delay)
@@ -93,21 +108,32 @@ export class Announcer {
     try {
       const known = await this.#client.heartbeat(this.#init.peerId)
       if (!known) {
-        this.#logger.info('supernode forgot this peer; announcing again')
+        this.#logger.info({ supernode: this.#client.url }, 'supernode forgot this peer; announcing again')
         await this.#announce()
         return
       }
+      if (this.#announced !== undefined) this.#hooks.healthy?.(this.#announced)
     } catch (err) {
-      this.#logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed')
+      const reason = err instanceof Error ? err.message : String(err)
+      this.#logger.warn({ supernode: this.#client.url, err: reason }, 'heartbeat failed')
+      if (isUnreachable(err)) {
+        // Down until an announce succeeds again (its tasks move to their next owner meanwhile).
+        this.#hooks.unreachable?.(reason)
+        this.#announced = undefined
+        this.#lastError = reason
+        this.#schedule(() => this.#announce(), this.#retryMs)
+        return
+      }
     }
     this.#schedule(() => this.#heartbeat(), this.#announced?.heartbeatIntervalMs ?? 5000)
   }
 
   async #reportHoldings (): Promise<void> {
-    const blobs = await this.#cache.list()
+    const owns = this.#hooks.owns ?? (() => true)
+    const blobs = (await this.#cache.list()).filter(b => owns(b.digest))
     for (const b of blobs) this.#reporter.report(b.digest, [...b.pieces.keys()])
     // Staged pieces are served to peers too; a download in progress reports each only once.
-    const staged = this.#staged?.() ?? []
+    const staged = (this.#staged?.() ?? []).filter(s => owns(s.digest))
     for (const s of staged) this.#reporter.report(s.digest, s.pieces)
     if (blobs.length + staged.length > 0) {
       this.#logger.info({ blobs: blobs.length, staged: staged.length }, 're-reporting held pieces')

@@ -1,17 +1,19 @@
 import type { Logger } from 'pino'
 import { dfError } from '@damselfly/proto'
 import { BlobDownload, openBlobDownload, type BlobDownloadComponents, type BlobDownloadInit } from '../download/blob-download.js'
-import type { DownloadEvents, PieceFetcher, TaskDirectory, UpstreamRangeOpener } from '../download/ports.js'
+import type { DownloadEvents, PieceFetcher, UpstreamRangeOpener } from '../download/ports.js'
 import type { DfclientMetrics } from '../metrics.js'
 import type { DownloadOpener } from '../mirror/blob-handler.js'
 import type { UpstreamClient } from '../mirror/upstream.js'
 import type { PieceCache } from '../storage/piece-cache.js'
-import type { SupernodeClient } from '../supernode/client.js'
 import type { PieceReporter } from '../supernode/piece-reporter.js'
+import type { TaskOwners } from '../supernode/task-owners.js'
+import { OwnedTask } from './owned-task.js'
 
 export interface DownloadOpenerComponents {
   peerId: string
-  client: SupernodeClient
+  /** Which supernode owns each task (the ring of healthy supernodes, and running downloads' owners). */
+  owners: TaskOwners
   reporter: PieceReporter
   fetcher: PieceFetcher
   cache: PieceCache
@@ -20,22 +22,22 @@ export interface DownloadOpenerComponents {
   upstream: UpstreamClient
   metrics: DfclientMetrics
   logger: Logger
-  /** False while no supernode has acknowledged this peer: downloads are refused at once. */
+  /** False while no supernode is healthy: downloads are refused at once. */
   announced: () => boolean
 }
 
 /**
  * The one wiring of a P2P blob download (the daemon's mirror, its preheat follower and `dfclient get`
- * all open downloads through it): the supernode task API, the libp2p fetcher, the piece cache, an
- * upstream range opener for a mid-stream fallback, and metrics and logs for what happened.
+ * all open downloads through it): the supernode task API at the task's owner (`OwnedTask`, which
+ * moves the download when its owner fails), the libp2p fetcher, the piece cache, an upstream range
+ * opener for a mid-stream fallback, and metrics and logs for what happened.
  */
 export function createDownloadOpener (c: DownloadOpenerComponents): DownloadOpener {
-  const { peerId, client, reporter, metrics, logger } = c
-  const tasks: TaskDirectory = {
-    registerTask: async (r, signal) => await client.registerTask({ digest: r.digest, url: r.url, peerId, ...(r.authorization === undefined ? {} : { headers: { authorization: r.authorization } }) }, signal),
-    pollPieces: async (digest, since, waitMs, signal, from) => await client.pollPieces(digest, { peerId, since, waitMs, ...(from === undefined ? {} : { from }) }, signal),
-    reportPieces: (digest, indexes) => { reporter.report(digest, indexes) },
-    reportPieceResults: (digest, results) => { reporter.reportResults(digest, results) }
+  const { peerId, owners, reporter, metrics, logger } = c
+  const held = (digest: string, pieceCount: number): number[] => {
+    const out: number[] = []
+    for (let i = 0; i < pieceCount; i++) if (c.cache.hasPieceBytes(digest, i)) out.push(i)
+    return out
   }
 
   return async (request, signal) => {
@@ -43,6 +45,7 @@ export function createDownloadOpener (c: DownloadOpenerComponents): DownloadOpen
     // than wait on a connect timeout for every blob.
     if (!c.announced()) throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', 'not announced to any supernode')
     const log = logger.child({ taskId: request.digest })
+    const tasks = new OwnedTask({ peerId, owners, reporter, held, logger: log })
     let upstreamFrom: number | undefined
     const events: DownloadEvents = {
       pieceReceived: (bytes, from) => { metrics.pieceBytesReceived.inc({ from }, bytes) },
@@ -72,18 +75,41 @@ export function createDownloadOpener (c: DownloadOpenerComponents): DownloadOpen
     }
     const init: BlobDownloadInit = { ...request, selfPeerId: peerId }
     const components: BlobDownloadComponents = { tasks, fetcher: c.fetcher, cache: c.cache, upstream: rangeOpener, events }
-    const opened = await openBlobDownload(init, components, signal)
-    const download = new LeasedBlobDownload(init, components, opened.task, opened.layout, () => c.lease(request.digest))
+    let opened: BlobDownload
+    try {
+      opened = await openBlobDownload(init, components, signal)
+    } catch (err) {
+      tasks.release()
+      throw err
+    }
+    const download = new LeasedBlobDownload(init, components, opened.task, opened.layout, () => {
+      const releaseLease = c.lease(request.digest)
+      const releaseOwner = tasks.hold()
+      return () => { releaseOwner(); releaseLease() }
+    })
+    // The registration's own hold on the owner lasts until the first read is under way (which holds it
+    // itself), or a little while if the caller never reads.
+    const unhold = setTimeout(() => { tasks.release() }, REGISTRATION_HOLD_MS)
+    unhold.unref()
+    download.onFirstRead(() => { clearTimeout(unhold); tasks.release() })
     return { download, upstreamFrom: () => upstreamFrom }
   }
 }
 
+/** How long a registered download keeps its owner without being read (the mirror reads at once). */
+const REGISTRATION_HOLD_MS = 60_000
+
 /**
  * A download that holds a cache lease on its blob while a read runs: between two pieces nothing else
  * uses the blob, and without the lease an eviction could remove pieces the reader was told are cached.
+ * The lease also holds the task's owner: a running read stays with its supernode while that one is up.
  */
 class LeasedBlobDownload extends BlobDownload {
   readonly #lease: () => () => void
+  #onFirstRead: (() => void) | undefined
+
+  /** Runs `f` once the first read holds its own lease. */
+  onFirstRead (f: () => void): void { this.#onFirstRead = f }
 
   constructor (init: BlobDownloadInit, components: BlobDownloadComponents, task: BlobDownload['task'], layout: BlobDownload['layout'], lease: () => () => void) {
     super(init, components, task, layout)
@@ -92,6 +118,8 @@ class LeasedBlobDownload extends BlobDownload {
 
   override async * read (range: { start: number, end: number }, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     const release = this.#lease()
+    this.#onFirstRead?.()
+    this.#onFirstRead = undefined
     try {
       yield * super.read(range, signal)
     } finally {

@@ -20,6 +20,9 @@ export interface PieceReporterOptions {
 /** Delay before reports that failed are sent again (a supernode that is down is not hammered). */
 const RETRY_MS = 5_000
 
+/** How soon a held-piece report for a task its supernode does not know yet is sent again (`awaitTaskMs`). */
+const AWAIT_TASK_RETRY_MS = 2_000
+
 /** API errors after which a retry cannot succeed (the task or peer is gone, or the request is refused). */
 const FINAL_CODES = new Set(['DF_ERR_TASK_UNKNOWN', 'DF_ERR_PEER_UNKNOWN', 'DF_ERR_BAD_REQUEST'])
 
@@ -39,6 +42,8 @@ export class PieceReporter {
   readonly #maxBatch: number
   readonly #maxQueuedResults: number
   readonly #held = new Map<string, Set<number>>()
+  /** digest → until when a DF_ERR_TASK_UNKNOWN answer to its held-piece report is retried (see `report`). */
+  readonly #awaitTask = new Map<string, number>()
   readonly #results = new Map<string, PieceResult[]>()
   #timer: NodeJS.Timeout | undefined
   #timerDue = Infinity
@@ -56,7 +61,14 @@ export class PieceReporter {
     this.#maxQueuedResults = Math.max(this.#maxBatch, o.maxQueuedResults ?? 1_000)
   }
 
-  report (digest: string, indexes: readonly number[], delayMs = this.#delayMs): void {
+  /**
+   * Queues "this peer holds these pieces". With `awaitTaskMs`, a supernode that does not know the task
+   * yet (DF_ERR_TASK_UNKNOWN) is asked again until that much time has passed: a task that moved to a
+   * new owner exists there only once a download re-registers it, and the pieces this peer already
+   * holds are worth reporting then.
+   */
+  report (digest: string, indexes: readonly number[], delayMs = this.#delayMs, options: { awaitTaskMs?: number } = {}): void {
+    if (options.awaitTaskMs !== undefined) this.#awaitTask.set(digest, Math.max(this.#awaitTask.get(digest) ?? 0, Date.now() + options.awaitTaskMs))
     let set = this.#held.get(digest)
     if (set === undefined) { set = new Set(); this.#held.set(digest, set) }
     for (const i of indexes) set.add(i)
@@ -75,6 +87,16 @@ export class PieceReporter {
     for (const r of results) queue.push(r)
     if (queue.length > this.#maxQueuedResults) queue.splice(0, queue.length - this.#maxQueuedResults)
     this.#schedule(flushWhenFull && queue.length >= this.#maxBatch ? 0 : delayMs)
+  }
+
+  /**
+   * Sends what is queued for `digest` (with everything else queued) before the caller goes on: a
+   * download delivers its reports before it polls, so the plan it gets counts its finished fetches as
+   * finished and the pieces they brought as held. Resolves at once when nothing is queued for it.
+   */
+  async deliver (digest: string): Promise<void> {
+    if (!this.#held.has(digest) && !this.#results.has(digest)) return
+    await this.flush()
   }
 
   /** Sends everything queued now. Resolves when done; never rejects. */
@@ -125,9 +147,12 @@ export class PieceReporter {
       const pieces = [...set].sort((a, b) => a - b)
       try {
         await this.#client.reportPieces(digest, this.#peerId, pieces)
+        this.#awaitTask.delete(digest)
       } catch (err) {
         this.#logger.debug({ taskId: digest, err: message(err) }, 'piece report failed; will retry')
-        if (!isFinal(err)) this.report(digest, pieces, RETRY_MS)
+        const awaiting = isDfError(err) && err.code === 'DF_ERR_TASK_UNKNOWN' && (this.#awaitTask.get(digest) ?? 0) > Date.now()
+        if (awaiting || !isFinal(err)) this.report(digest, pieces, awaiting ? AWAIT_TASK_RETRY_MS : RETRY_MS)
+        else this.#awaitTask.delete(digest)
       }
     }
     for (const [digest, queue] of results) {

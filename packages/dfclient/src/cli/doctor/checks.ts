@@ -4,6 +4,8 @@ import { parse, type TomlTable } from 'smol-toml'
 import { daemonStatus, type DaemonStatus } from '../../status.js'
 import { containerdConfigPath } from '../install/containerd.js'
 import { readIfExists } from '../install/file-change.js'
+import { DNS_TIMEOUT_MS, systemResolve } from '../../supernode/discovery.js'
+import { addressUrl, parseSupernodeSpec } from '../../supernode/endpoints.js'
 import { DEFAULT_CONFIG_PATHS, type Runtime } from '../install/install.js'
 import { PODMAN_DROPIN } from '../install/podman.js'
 
@@ -48,8 +50,22 @@ export async function checkDaemon (mirror: string): Promise<{ checks: Check[], s
  */
 export async function checkSupernode (urls: readonly string[] | undefined, status: DaemonStatus | undefined): Promise<Check[]> {
   const checks: Check[] = []
-  const targets = urls !== undefined && urls.length > 0 ? urls : status === undefined ? [] : [status.supernode.url]
-  if (targets.length === 0) return [{ name: 'supernode', status: 'fail', detail: 'no supernode URL: pass --supernode (or DAMSELFLY_SUPERNODE / the daemon config)' }]
+  const given = urls !== undefined && urls.length > 0 ? urls : status === undefined ? [] : (status.supernodes?.map(s => s.url) ?? [status.supernode.url])
+  if (given.length === 0) return [{ name: 'supernode', status: 'fail', detail: 'no supernode URL: pass --supernode (or DAMSELFLY_SUPERNODE / the daemon config)' }]
+  // A dns+ name stands for every address it resolves to: each is checked.
+  const targets: string[] = []
+  for (const text of given) {
+    const spec = parseSupernodeSpec(text)
+    if (typeof spec === 'string') { checks.push({ name: 'supernode', status: 'fail', detail: spec }); continue }
+    if (spec.kind === 'url') { targets.push(spec.url); continue }
+    try {
+      const addrs = await systemResolve(spec.host, AbortSignal.timeout(DNS_TIMEOUT_MS))
+      if (addrs.length === 0) throw new Error('no addresses')
+      targets.push(...addrs.map(a => addressUrl(spec, a)))
+    } catch (err) {
+      checks.push({ name: 'supernode', status: 'fail', detail: `${text}: ${spec.host} does not resolve from this host: ${err instanceof Error ? err.message : String(err)}` })
+    }
+  }
   for (const url of targets) {
     const r = await probe(`${url}/readyz`)
     checks.push(r.status === 200

@@ -8,18 +8,19 @@ import { VERSION } from '../../dfclient.js'
 import { createMetrics, type DfclientMetrics } from '../../metrics.js'
 import type { DownloadOpener } from '../../mirror/blob-handler.js'
 import { UpstreamClient } from '../../mirror/upstream.js'
+import { PeerAllowList } from '../../p2p/allow-list.js'
 import { createP2pNode, type EncrypterName } from '../../p2p/node.js'
 import { Libp2pPieceFetcher } from '../../p2p/piece-fetcher.js'
 import { registerPieceServer } from '../../p2p/piece-server.js'
 import { UploadGate } from '../../p2p/upload-limiter.js'
-import { Announcer } from '../../peer/announcer.js'
 import { createDownloadOpener } from '../../peer/download-opener.js'
+import { SupernodeFleet } from '../../peer/fleet.js'
 import { FsPieceCache } from '../../storage/fs-piece-cache.js'
-import { SupernodeClient } from '../../supernode/client.js'
-import { PieceReporter } from '../../supernode/piece-reporter.js'
+import { SupernodeDiscovery } from '../../supernode/discovery.js'
+import type { SupernodeSpec } from '../../supernode/endpoints.js'
 
 export interface StandalonePeerInit {
-  supernode: readonly string[]
+  supernode: readonly SupernodeSpec[]
   token?: string | undefined
   p2pListen: readonly string[]
   p2pAnnounce: readonly string[]
@@ -51,11 +52,13 @@ export async function startStandalonePeer (init: StandalonePeerInit): Promise<St
   const upstream = new UpstreamClient()
   let cache: FsPieceCache | undefined
   let node: Libp2p | undefined
-  let announcer: Announcer | undefined
-  let reporter: PieceReporter | undefined
+  let fleet: SupernodeFleet | undefined
+  let discovery: SupernodeDiscovery | undefined
+  let allowList: PeerAllowList | undefined
   const stop = async (): Promise<void> => {
-    await announcer?.stop()
-    reporter?.stop()
+    await fleet?.stop()
+    discovery?.stop()
+    allowList?.stop()
     await node?.stop()
     await upstream.close()
     await cache?.close()
@@ -64,32 +67,39 @@ export async function startStandalonePeer (init: StandalonePeerInit): Promise<St
   try {
     const pieceCache = cache = await FsPieceCache.open(init.workDir)
     const p2p = node = await createP2pNode({ keyPath: join(init.workDir, 'peer.key'), listen: init.p2pListen, announce: init.p2pAnnounce, encrypters: init.encrypters })
-    await registerPieceServer(p2p, pieceCache, { logger, onBytes: n => { metrics.pieceBytesUploaded.inc(n) }, gate: new UploadGate({ concurrency: 8 }) })
+    const supernodes = discovery = new SupernodeDiscovery({ specs: init.supernode }, { logger })
+    await supernodes.start()
+    const peers = allowList = new PeerAllowList({ urls: supernodes.live, token: init.token, logger })
+    void peers.start()
+    await registerPieceServer(p2p, pieceCache, { logger, onBytes: n => { metrics.pieceBytesUploaded.inc(n) }, gate: new UploadGate({ concurrency: 8 }), allowList: peers })
     await p2p.start()
     const peerId = p2p.peerId.toString()
-    const client = new SupernodeClient({ urls: init.supernode, ...(init.token === undefined ? {} : { token: init.token }) })
-    reporter = new PieceReporter(client, peerId, logger)
-    const peerAnnouncer = announcer = new Announcer({
-      peerId,
-      addrs: () => p2p.getMultiaddrs().map(a => a.toString().replace(`/p2p/${peerId}`, '')),
-      hostname: `${hostname().slice(0, 240) || 'unknown'}/get`,
-      version: VERSION
-    }, { client, cache: pieceCache, reporter, logger })
-    await announcer.start()
-    if (announcer.announced === undefined) {
-      throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', `no supernode acknowledged this peer (${init.supernode.join(', ')}): ${announcer.lastError ?? 'unknown error'}`)
+    const peerFleet = fleet = new SupernodeFleet({
+      supernodes: init.supernode,
+      token: init.token,
+      peer: {
+        peerId,
+        addrs: () => p2p.getMultiaddrs().map(a => a.toString().replace(`/p2p/${peerId}`, '')),
+        hostname: `${hostname().slice(0, 240) || 'unknown'}/get`,
+        version: VERSION
+      }
+    }, { cache: pieceCache, logger, discovery: supernodes, discoveryStarted: true })
+    await peerFleet.start()
+    if (!peerFleet.announced) {
+      const why = peerFleet.status().map(e => `${e.url}: ${e.error ?? 'no answer'}`).join('; ')
+      throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', `no supernode acknowledged this peer (${peerFleet.configured}): ${why === '' ? 'no supernode address found' : why}`)
     }
     const openDownload = createDownloadOpener({
       peerId,
-      client,
-      reporter,
+      owners: peerFleet.owners,
+      reporter: peerFleet.reporter,
       fetcher: new Libp2pPieceFetcher(p2p),
       cache: pieceCache,
       lease: digest => pieceCache.acquire(digest),
       upstream,
       metrics,
       logger,
-      announced: () => peerAnnouncer.announced !== undefined
+      announced: () => peerFleet.announced
     })
     return { peerId, openDownload, metrics, stop }
   } catch (err) {
