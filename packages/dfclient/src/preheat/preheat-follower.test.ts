@@ -58,6 +58,7 @@ describe('PreheatFollower', () => {
         fetched.push(blob.digest)
         if (blob.digest === B) throw dfError('DF_ERR_PEER_UNREACHABLE', 'no source answered')
       },
+      pin: () => {},
       logger: pino({ level: 'silent' })
     })
     follower.start()
@@ -77,6 +78,7 @@ describe('PreheatFollower', () => {
     const follower = new PreheatFollower({ peerId: 'P', hostname: 'h', waitMs: 1000, retryMinMs: 5, retryMaxMs: 10 }, {
       feed,
       fetchBlob: async () => {},
+      pin: () => {},
       logger: pino({ level: 'silent' })
     })
     follower.start()

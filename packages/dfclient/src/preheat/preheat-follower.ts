@@ -10,7 +10,16 @@ export interface PreheatFollowerInit {
   /** Retry delays after a failed poll: doubling from min to max. */
   retryMinMs?: number
   retryMaxMs?: number
+  /** How long a preheated blob stays pinned in the cache; default `PREHEAT_PIN_MS`. */
+  pinMs?: number
 }
+
+/**
+ * The default pin: a day, the cache's default TTL. A preheat announces pulls to come (a rollout);
+ * a day covers a rollout that waits for a maintenance window, after which the blob is an ordinary
+ * cache entry again, evicted by LRU and TTL like any other.
+ */
+export const PREHEAT_PIN_MS = 24 * 60 * 60 * 1000
 
 export interface PreheatFollowerComponents {
   feed: PreheatFeed
@@ -19,15 +28,20 @@ export interface PreheatFollowerComponents {
    * holds it, so no upstream is contacted); resolves once it is complete and verified.
    */
   fetchBlob: (blob: PreheatFeedBlob, signal: AbortSignal) => Promise<void>
+  /**
+   * Keeps a blob from eviction (quota or TTL) for `forMs`: a preheat is worth nothing if making room
+   * for the next pull drops what it just fetched.
+   */
+  pin: (digest: string, forMs: number) => void
   logger: Logger
 }
 
 const REPORT_ATTEMPTS = 3
 
 /**
- * Follows this peer's preheat feed on the supernode (`all_peers` preheats): long-polls it, fetches the
- * blobs of each new entry one at a time (a preheat must not crowd out the pulls this node serves),
- * and reports per blob. A supernode that is down is retried with backoff; an entry whose report
+ * Follows this peer's preheat feed on the supernode (`all_peers` preheats): long-polls it, pins and
+ * fetches the blobs of each new entry one at a time (a preheat must not crowd out the pulls this node
+ * serves), and reports per blob. A supernode that is down is retried with backoff; an entry whose report
  * could not be delivered is simply offered again and redone (its blobs are then cached: cheap).
  */
 export class PreheatFollower {
@@ -97,6 +111,10 @@ export class PreheatFollower {
     const results: PreheatBlobResult[] = []
     for (const blob of entry.blobs) {
       try {
+        // Pinned first, so pieces already cached (or arriving) cannot go while the rest is fetched. A
+        // failed fetch leaves its pin: the partial blob then waits, pinned, for the preheat to be run
+        // again, and the pin lapses on its own.
+        this.#c.pin(blob.digest, this.#init.pinMs ?? PREHEAT_PIN_MS)
         await this.#c.fetchBlob(blob, signal)
         results.push({ digest: blob.digest, ok: true })
       } catch (err) {
