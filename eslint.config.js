@@ -60,6 +60,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' }
   },
   {
+    // The supernode dashboard's page script runs in a browser, unbundled (no build step).
+    files: ['packages/supernode/src/dashboard/static/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly', sessionStorage: 'readonly', Node: 'readonly' } }
+  },
+  {
     // Command-line entry points and benchmarks talk to a terminal.
     files: ['packages/*/src/main.ts', 'packages/*/src/cli/**/*.ts', 'test/bench/**/*.ts', 'scripts/**/*.mjs'],
     rules: { 'no-console': 'off' }

@@ -14,6 +14,7 @@ deps=(
   htpasswd:apache2-utils
   jq:jq
   podman:podman
+  chromium:chromium
 )
 
 missing=()

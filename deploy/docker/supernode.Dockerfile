@@ -26,6 +26,8 @@ COPY --from=build /src/packages/proto/package.json packages/proto/
 COPY --from=build /src/packages/proto/dist packages/proto/dist
 COPY --from=build /src/packages/supernode/package.json packages/supernode/
 COPY --from=build /src/packages/supernode/dist packages/supernode/dist
+# The dashboard's page (HTML, JS, CSS) is served as is, not compiled: dist/ resolves it here.
+COPY --from=build /src/packages/supernode/src/dashboard/static packages/supernode/src/dashboard/static
 RUN chmod +x packages/supernode/dist/main.js \
  && ln -s /opt/damselfly/packages/supernode/dist/main.js /usr/local/bin/supernode \
  && mkdir -p /var/lib/damselfly/supernode && chown node:node /var/lib/damselfly/supernode

@@ -53,7 +53,9 @@ function httpProbe (path: string, port: number, host: string | undefined, period
 
 /** The supernode's and the dfclient's YAML configs (CONTRACTS.md keys), mounted at /etc/damselfly. */
 export function configMap (o: DeployOptions): ConfigMap {
-  const supernodes = Array.from({ length: o.supernodeReplicas }, (_, i) => `http://damselfly-supernode-${i}.damselfly-supernode.${o.namespace}.svc.cluster.local:${SUPERNODE_HTTP}`)
+  // Every ready supernode pod, found through the headless Service and re-resolved every 30 s: each
+  // blob is owned by one of them (rendezvous hashing), and a pod that dies hands its blobs to the next.
+  const supernodes = [`dns+http://damselfly-supernode.${o.namespace}.svc.cluster.local:${SUPERNODE_HTTP}`]
   const supernode = {
     listen: `0.0.0.0:${SUPERNODE_HTTP}`,
     p2pListen: [`/ip4/0.0.0.0/tcp/${SUPERNODE_P2P}`],
@@ -84,7 +86,10 @@ export function namespace (o: DeployOptions): Namespace {
   return new Namespace({ metadata: { name: o.namespace, labels: PART_OF } })
 }
 
-/** Headless Service: stable per-pod DNS names (`damselfly-supernode-0.damselfly-supernode`). */
+/**
+ * Headless Service: its name resolves to every ready supernode pod (how dfclients find them all,
+ * `dns+http://`), and each pod gets a stable name (`damselfly-supernode-0.damselfly-supernode`).
+ */
 export function supernodeService (o: DeployOptions): Service {
   return new Service({
     metadata: { name: 'damselfly-supernode', namespace: o.namespace, labels: SUPERNODE_LABELS },

@@ -3,11 +3,13 @@
  * `npm run bench -- <name> [options]`: benchmarks that print side-by-side ratios. They measure;
  * they never assert timings (tests assert bytes).
  */
+import { runLoadBench } from './load-bench.js'
 import { runPullBench } from './pull-bench.js'
 import { runSwarmBench } from './swarm-bench.js'
 
 const BENCHES: Record<string, { describe: string, run: (argv: string[]) => Promise<void> }> = {
   pull: { describe: 'one 256 MiB layer: direct vs cold, peer and warm through Damselfly, per encrypter', run: runPullBench },
+  load: { describe: 'one dfclient under 1,000 concurrent blob requests (hits, misses, ranges): failures, p99 latency, peak RSS', run: runLoadBench },
   swarm: { describe: 'N hosts in network namespaces pull one image at once: direct vs Damselfly, upstream copies vs S/U', run: runSwarmBench }
 }
 

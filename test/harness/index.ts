@@ -5,6 +5,7 @@
  */
 export * from './access-log.js'
 export * from './binaries.js'
+export * from './browser.js'
 export * from './cleanup.js'
 export * from './containerd.js'
 export * from './docker-classic.js'

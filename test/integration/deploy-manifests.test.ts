@@ -98,7 +98,8 @@ describe('deploy/kubernetes', () => {
   test('the embedded configs pass the binaries\' own validation', async () => {
     const cm = await find<{ data: Record<string, string> }>('ConfigMap', 'damselfly-config')
     const df = resolveDaemonConfig({ file: { path: 'dfclient.yaml', text: cm.data['dfclient.yaml']! }, env: {}, flags: {} })
-    expect(df.supernode).toEqual(Array.from({ length: DEFAULTS.supernodeReplicas }, (_, i) => `http://damselfly-supernode-${i}.damselfly-supernode.damselfly.svc.cluster.local:8002`))
+    // One name for every ready supernode pod (the headless Service), resolved by the dfclients.
+    expect(df.supernode).toEqual([{ kind: 'dns', scheme: 'http', host: 'damselfly-supernode.damselfly.svc.cluster.local', port: 8002, path: '' }])
     expect(df.listen).toEqual({ host: '127.0.0.1', port: 65001 })
     const sn = loadSupernodeConfig({ file: { path: 'supernode.yaml', text: cm.data['supernode.yaml']! }, env: {}, flags: {} })
     expect(sn.dataDir).toBe('/var/lib/damselfly/supernode')

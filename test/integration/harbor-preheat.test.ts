@@ -87,7 +87,8 @@ describe.skipIf(!built)('Harbor P2P preheat: the supernode as Harbor\'s dragonfl
     await writeFile(authFile, JSON.stringify({ auths: { [proxyX.host]: { auth: Buffer.from(`${CREDS.username}:${CREDS.password}`).toString('base64') } } }))
     // A fixed HTTP port, so the dfclient finds the supernode again after the restart test.
     supernodeArgs = ['--listen', `127.0.0.1:${await freePort()}`, '--preheat-token', TOKEN, '--registry-auth-file', authFile]
-    supernode = await startSupernode({ dir: supernodeDir, registries: [{ host: registry.host, url: registry.url }], extraArgs: supernodeArgs })
+    // The proxies are loopback registries of their own: the supernode fetches from them only through --registry entries.
+    supernode = await startSupernode({ dir: supernodeDir, registries: [{ host: registry.host, url: registry.url }, { host: proxyX.host, url: proxyX.url }, { host: proxyY.host, url: proxyY.url }], extraArgs: supernodeArgs })
     cleanup.defer('supernode', async () => await supernode.stop())
     dfclient = await startDfclient({ dir: await cleanup.tempDir(), supernode: supernode.httpUrl, registries: [{ host: registry.host, url: registry.url }] })
     cleanup.defer('dfclient', dfclient.stop)
@@ -224,7 +225,8 @@ describe.skipIf(!built)('Harbor P2P preheat: the supernode as Harbor\'s dragonfl
 
     proxyX.setRate(undefined)
     proxyY.setRate(undefined)
-    supernode = await startSupernode({ dir: supernodeDir, registries: [{ host: registry.host, url: registry.url }], extraArgs: supernodeArgs })
+    // The proxies are loopback registries of their own: the supernode fetches from them only through --registry entries.
+    supernode = await startSupernode({ dir: supernodeDir, registries: [{ host: registry.host, url: registry.url }, { host: proxyX.host, url: proxyX.url }, { host: proxyY.host, url: proxyY.url }], extraArgs: supernodeArgs })
     const failed = await pollCurrentJob(supernode.httpUrl, lost, OAUTH)
     expect(failed.state).toBe('FAILURE')
     expect(failed.result.job_states[0].error).toMatch(/^DF_ERR_PREHEAT_INTERRUPTED: .*no registryAuth is configured for 127\.0\.0\.1:\d+/)

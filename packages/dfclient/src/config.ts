@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { multiaddr } from '@multiformats/multiaddr'
 import { canonicalRegistryHost, parseRegistryEntry, parseSize, resolveConfig, type ConfigSources, type OptionSpec, type SizeSpec } from '@damselfly/proto'
 import { parseRate } from './p2p/upload-limiter.js'
+import { parseSupernodeSpec, type SupernodeSpec } from './supernode/endpoints.js'
 
 /**
  * The `dfclient daemon` options (CONTRACTS.md). Each spec yields a flag, a YAML key and an env var;
@@ -9,7 +10,7 @@ import { parseRate } from './p2p/upload-limiter.js'
  */
 export const DAEMON_OPTIONS: readonly OptionSpec[] = [
   { key: 'config', arg: 'FILE', description: 'YAML config file', defaultText: 'none' },
-  { key: 'supernode', arg: 'URL', description: 'supernode base URL (repeatable; the first reachable one is used)', repeatable: true, defaultText: 'none (required)' },
+  { key: 'supernode', arg: 'URL', description: 'supernode base URL, or dns+http://NAME:PORT for every address NAME resolves to (re-resolved every 30 s); repeatable. Each blob is owned by one healthy supernode, chosen by rendezvous hashing', repeatable: true, defaultText: 'none (required)' },
   { key: 'token', arg: 'SECRET', description: 'cluster secret sent to the supernode as a Bearer token', defaultText: 'none' },
   { key: 'listen', arg: 'HOST:PORT', description: 'registry mirror (OCI pull API) plus /metrics, /livez, /readyz', defaultText: '127.0.0.1:65001' },
   { key: 'p2pListen', arg: 'MULTIADDR', description: 'libp2p listen address (repeatable)', repeatable: true, defaultText: '/ip4/0.0.0.0/tcp/65002' },
@@ -22,6 +23,10 @@ export const DAEMON_OPTIONS: readonly OptionSpec[] = [
   { key: 'cacheTtl', arg: 'DURATION', description: 'evict cached blobs unused for this long (90m, 24h, 7d; 0 = never)', defaultText: '24h' },
   { key: 'uploadConcurrency', arg: 'N', description: 'pieces served to other peers at once; up to 64 more wait (10 s at most), then the requester is told to try another source', defaultText: '8' },
   { key: 'uploadRate', arg: 'RATE', description: 'bytes per second over all uploads to other peers (50MiB, 100MB, 1Gbit; 0 or unlimited = no cap)', defaultText: 'unlimited' },
+  { key: 'upstreamTimeout', arg: 'DURATION', description: 'upstream registry: longest wait for response headers, and longest pause inside a body, before a retry (5xx, 429, resets and stalls are retried 3 times with backoff; a broken blob body resumes with Range)', defaultText: '30s' },
+  { key: 'requestTimeout', arg: 'DURATION', description: 'time a client has to send a whole request to the mirror (slow senders are cut off with 408)', defaultText: '30s' },
+  { key: 'maxConcurrentRequests', arg: 'N', description: 'mirror requests served at once (each blob response holds a few MiB of buffers); 16x as many more, at least 1024, wait (120 s at most), then get 429 with Retry-After', defaultText: '32' },
+  { key: 'accessCheckTtl', arg: 'DURATION', description: 'how long a proof of access (a HEAD of the blob upstream with the client\'s own credentials, required before cached or peer bytes are served) is reused per credential, registry, repository and blob; 0 = check every request', defaultText: '60s' },
   { key: 'logLevel', arg: 'LEVEL', description: 'pino log level', defaultText: 'info' }
 ]
 
@@ -47,17 +52,18 @@ const hostPort = z.string().transform((s, ctx) => {
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port }
 })
 
-const httpUrl = z.string().transform((s, ctx) => {
-  try {
-    const u = new URL(s)
-    if (u.protocol === 'http:' || u.protocol === 'https:') return u.href.replace(/\/+$/, '')
-  } catch { /* reported below */ }
-  ctx.addIssue({ code: 'custom', message: `not an http(s) URL: ${JSON.stringify(s)}` })
-  return z.NEVER
+/** A `--supernode` value: an http(s) base URL or a `dns+http(s)://NAME:PORT` name (supernode/endpoints.ts). */
+const supernodeSpec = z.string().transform((s, ctx): SupernodeSpec => {
+  const spec = parseSupernodeSpec(s)
+  if (typeof spec === 'string') {
+    ctx.addIssue({ code: 'custom', message: spec })
+    return z.NEVER
+  }
+  return spec
 })
 
 export const daemonConfigSchema = z.object({
-  supernode: z.preprocess(v => v ?? [], list).pipe(z.array(httpUrl).min(1, 'required: at least one supernode URL (--supernode, DAMSELFLY_SUPERNODE or YAML supernode)')),
+  supernode: z.preprocess(v => v ?? [], list).pipe(z.array(supernodeSpec).min(1, 'required: at least one supernode URL (--supernode, DAMSELFLY_SUPERNODE or YAML supernode)')),
   token: z.string().min(1).optional(),
   listen: hostPort.default({ host: '127.0.0.1', port: 65001 } as never),
   p2pListen: multiaddrList.pipe(z.array(z.string()).min(1)).default(['/ip4/0.0.0.0/tcp/65002']),
@@ -104,8 +110,28 @@ export const daemonConfigSchema = z.object({
     }
     return rate ?? undefined
   }).optional(),
+  /** Milliseconds. */
+  upstreamTimeout: duration('upstreamTimeout', 1000).default(30_000 as never),
+  /** Milliseconds. */
+  requestTimeout: duration('requestTimeout', 1000).default(30_000 as never),
+  maxConcurrentRequests: z.union([z.number(), z.string().trim().regex(/^\d+$/, 'expected a positive integer').transform(Number)])
+    .pipe(z.number().int().min(1, 'must be at least 1').max(100_000, 'must be at most 100000')).default(32),
+  /** Milliseconds; 0 = every request is checked. */
+  accessCheckTtl: duration('accessCheckTtl', 0).default(60_000 as never),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).strict()
+
+/** A duration option in milliseconds, at least `minMs` (0 allowed only when `minMs` is 0). */
+function duration (key: string, minMs: number) {
+  return z.union([z.number(), z.string()]).transform((v, ctx): number => {
+    const ms = parseDuration(String(v))
+    if (ms === undefined || ms < minMs) {
+      ctx.addIssue({ code: 'custom', message: `${key}: not a duration${minMs > 0 ? ` of at least ${minMs} ms` : ''} (500ms, 30s, 5m${minMs === 0 ? ', 0' : ''}): ${JSON.stringify(v)}` })
+      return z.NEVER
+    }
+    return ms
+  })
+}
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema>
 

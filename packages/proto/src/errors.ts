@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   DF_ERR_NOT_FOUND: { status: 404, summary: 'The route or resource does not exist.' },
   DF_ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The route exists but not for this method.' },
   DF_ERR_UNAUTHORIZED: { status: 401, summary: 'The cluster or preheat token is missing or wrong.' },
+  DF_ERR_TOO_MANY_REQUESTS: { status: 429, summary: 'The server is at its limit of concurrent requests and its wait queue is full (or the wait ran out); retry after the `Retry-After` seconds.' },
   // Supernode tasks and peers.
   DF_ERR_PEER_UNKNOWN: { status: 404, summary: 'The peer has not announced itself, or its registration expired.' },
   DF_ERR_TASK_UNKNOWN: { status: 404, summary: 'No task exists for this digest.' },
@@ -51,7 +52,7 @@ export const ERROR_CATALOGUE = {
   DF_ERR_UPSTREAM_UNREACHABLE: { status: 502, summary: 'The upstream registry could not be reached or reset the connection.' },
   DF_ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream registry did not answer within the time limit.' },
   DF_ERR_UPSTREAM_SIZE_UNKNOWN: { status: 502, summary: 'The upstream gave no Content-Length for a blob.' },
-  DF_ERR_REGISTRY_NOT_ALLOWED: { status: 403, summary: 'The registry host is not allowed by configuration.' },
+  DF_ERR_REGISTRY_NOT_ALLOWED: { status: 403, summary: 'The registry host is not allowed by configuration: loopback, private and link-local targets (cloud metadata included) need an explicit `--registry HOST=URL` entry.' },
   // Integrity.
   DF_ERR_PIECE_DIGEST_MISMATCH: { status: 502, summary: 'A piece did not hash to the digest the seed computed.' },
   DF_ERR_BLOB_DIGEST_MISMATCH: { status: 502, summary: 'A whole blob did not hash to its digest.' },
@@ -60,6 +61,7 @@ export const ERROR_CATALOGUE = {
   DF_ERR_PIECE_UNAVAILABLE: { status: 404, summary: 'The peer does not hold the requested piece.' },
   DF_ERR_PROTOCOL: { status: 502, summary: 'A peer broke the piece protocol (bad frame, oversize header, early end).' },
   DF_ERR_PEER_UNREACHABLE: { status: 502, summary: 'A peer could not be dialled.' },
+  DF_ERR_PEER_NOT_ALLOWED: { status: 403, summary: 'A libp2p dialer asked for a piece but is not a peer the supernode has registered; the piece is refused.' },
   // Harbor P2P preheat (the preheat APIs and their jobs).
   DF_ERR_PREHEAT_UNAUTHORIZED: { status: 401, summary: 'A preheat API call lacked the configured preheat token (Bearer or custom header) or sent a wrong one.' },
   DF_ERR_PREHEAT_JOB_UNKNOWN: { status: 404, summary: 'No preheat job has this id (never created, or pruned after its retention).' },

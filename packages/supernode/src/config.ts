@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { canonicalRegistryHost, parseRegistryEntry, resolveConfig, type ConfigSources, type OptionSpec } from '@damselfly/proto'
-import { PREHEAT_OPTIONS, preheatConfigShape } from './preheat/config.js'
+import { parseDuration, PREHEAT_OPTIONS, preheatConfigShape } from './preheat/config.js'
 
 /**
  * The supernode's options: one list drives the flags, YAML keys, env vars and --help (CONTRACTS.md),
@@ -9,7 +9,7 @@ import { PREHEAT_OPTIONS, preheatConfigShape } from './preheat/config.js'
  */
 export const SUPERNODE_OPTIONS: readonly OptionSpec[] = [
   { key: 'config', arg: 'FILE', description: 'YAML config file (keys are the camelCase flag names)', defaultText: 'none' },
-  { key: 'listen', arg: 'HOST:PORT', description: 'HTTP listen address: peer API, /metrics, /livez, /readyz (port 0 = ephemeral)', defaultText: '0.0.0.0:8002' },
+  { key: 'listen', arg: 'HOST:PORT', description: 'HTTP listen address: peer API, /metrics, /livez, /readyz, dashboard at / (port 0 = ephemeral)', defaultText: '0.0.0.0:8002' },
   { key: 'p2pListen', arg: 'MULTIADDR', description: 'libp2p listen address (repeatable; tcp/0 = ephemeral)', repeatable: true, defaultText: '/ip4/0.0.0.0/tcp/8003' },
   { key: 'p2pAnnounce', arg: 'MULTIADDR', description: 'address peers should dial (repeatable)', repeatable: true, defaultText: 'the listen addresses' },
   { key: 'p2pEncrypters', arg: 'LIST', description: 'libp2p connection encrypters in order of preference: tls, noise (comma list or repeatable)', repeatable: true, defaultText: 'tls,noise' },
@@ -19,6 +19,9 @@ export const SUPERNODE_OPTIONS: readonly OptionSpec[] = [
   { key: 'registry', arg: 'HOST=URL', description: 'how to reach a registry host (repeatable), e.g. 127.0.0.1:5000=http://127.0.0.1:5000', repeatable: true, defaultText: 'docker.io=https://registry-1.docker.io, others https://HOST' },
   { key: 'registryAuth', arg: 'HOST=USER:PASS', description: 'credentials the supernode itself uses for a registry (repeatable)', repeatable: true, defaultText: 'none' },
   ...PREHEAT_OPTIONS,
+  { key: 'upstreamTimeout', arg: 'DURATION', description: 'upstream registry: longest wait for response headers, and longest pause inside a body, before a retry (5xx, 429, resets and stalls are retried 3 times with backoff; a broken body resumes with Range)', defaultText: '30s' },
+  { key: 'requestTimeout', arg: 'DURATION', description: 'time a client has to send a whole HTTP request (slow senders are cut off with 408)', defaultText: '30s' },
+  { key: 'maxConcurrentRequests', arg: 'N', description: 'HTTP requests served at once, long-polls included; 16x as many more wait (120 s at most), then get 429 with Retry-After', defaultText: '8192' },
   { key: 'logLevel', arg: 'LEVEL', description: 'pino log level: fatal, error, warn, info, debug, trace, silent', defaultText: 'info' }
 ]
 
@@ -65,6 +68,16 @@ const registryAuthEntries = list(z.string(), false).transform((entries, ctx) => 
   return out
 })
 
+/** A duration of at least a second (`500ms` is refused), in milliseconds. */
+const seconds = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : parseDuration(v)
+  if (ms === undefined || ms < 1000 || ms > 3_600_000) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration between 1s and 1h such as 5s or 30s, got ${JSON.stringify(v)}` })
+    return z.NEVER
+  }
+  return ms
+})
+
 export const supernodeConfigSchema = z.object({
   listen: hostPort.default({ host: '0.0.0.0', port: 8002 }),
   p2pListen: list(multiaddrText, false).pipe(z.array(z.string()).min(1)).default(['/ip4/0.0.0.0/tcp/8003']),
@@ -78,6 +91,12 @@ export const supernodeConfigSchema = z.object({
   registry: registryEntries.default({}),
   registryAuth: registryAuthEntries.default({}),
   ...preheatConfigShape,
+  /** Milliseconds. */
+  upstreamTimeout: seconds.default(30_000),
+  /** Milliseconds. */
+  requestTimeout: seconds.default(30_000),
+  maxConcurrentRequests: z.union([z.number(), z.string().trim().regex(/^\d+$/, 'expected a positive integer').transform(Number)])
+    .pipe(z.number().int().min(1, 'must be at least 1').max(1_000_000, 'must be at most 1000000')).default(8192),
   logLevel: z.enum(LOG_LEVELS).default('info')
 }).strict()
 

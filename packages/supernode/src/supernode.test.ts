@@ -27,6 +27,21 @@ async function api<T> (method: string, path: string, body?: unknown): Promise<{ 
   return { status: res.status, json: (text === '' ? undefined : JSON.parse(text)) as T }
 }
 
+/** The fake upstream is on loopback: the supernode fetches from it only through a --registry entry. */
+function registryEntry (): string {
+  const base = new URL(upstream.url('/'))
+  return `${base.host}=${base.origin}`
+}
+
+async function newNode (): Promise<Libp2p> {
+  return await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [tls(), noise()],
+    streamMuxers: [yamux()]
+  })
+}
+
 async function waitSucceeded (): Promise<PiecesResponse> {
   let since = 0
   for (let i = 0; i < 100; i++) {
@@ -39,13 +54,10 @@ async function waitSucceeded (): Promise<PiecesResponse> {
 
 beforeAll(async () => {
   upstream = await startFakeUpstream({ '/v2/app/blobs/one': serveBytes(big.data, 50) })
-  ;({ sn, dataDir, stop: stopSn } = await startTestSupernode())
-  client = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [tls(), noise()],
-    streamMuxers: [yamux()]
-  })
+  ;({ sn, dataDir, stop: stopSn } = await startTestSupernode({ registry: [registryEntry()] }))
+  client = await newNode()
+  // The seed serves registered peers only.
+  await api('POST', apiPaths.peers, { peerId: client.peerId.toString(), addrs: client.getMultiaddrs().map(a => a.toString().replace(/\/p2p\/.*$/, '')), hostname: 'client' })
 })
 
 afterAll(async () => {
@@ -79,6 +91,18 @@ describe('supernode end to end', () => {
     const metrics = await (await fetch(`${sn.httpUrl}/metrics`)).text()
     expect(metrics).toMatch(new RegExp(`^damselfly_piece_bytes_uploaded_total ${SIZE}$`, 'm'))
     expect(metrics).toMatch(new RegExp(`^damselfly_upstream_bytes_total ${SIZE}$`, 'm'))
+  })
+
+  it('refuses a dialer it never registered with DF_ERR_PEER_NOT_ALLOWED, even for a piece it holds', async () => {
+    const stranger = await newNode()
+    try {
+      const r = pieceRange(layoutFor(SIZE), 0)
+      const stream = await stranger.dialProtocol(multiaddr(sn.p2pAddrs[0]!), PIECE_PROTOCOL)
+      const err: unknown = await fetchPiece(stream, { taskId: big.digest, index: 0 }, { size: r.length, digest: big.digest }, { signal: AbortSignal.timeout(5000) }).catch((e: unknown) => e)
+      expect(isDfError(err) && err.code).toBe('DF_ERR_PEER_NOT_ALLOWED')
+    } finally {
+      await stranger.stop()
+    }
   })
 
   it('answers unknown pieces with DF_ERR_PIECE_UNAVAILABLE', async () => {
@@ -117,7 +141,7 @@ describe('supernode end to end', () => {
     const peerIdBefore = sn.peerId
     await sn.stop()
     // Same data dir: same peer key, same tasks. The original stop() still removes the dir at the end.
-    sn = (await startTestSupernode({ dataDir })).sn
+    sn = (await startTestSupernode({ dataDir, registry: [registryEntry()] })).sn
     expect(sn.peerId).toBe(peerIdBefore)
     const reg = await api<TaskInfo>('POST', apiPaths.tasks, { digest: big.digest, url: upstream.url('/v2/app/blobs/one') })
     expect(reg.json.state).toBe('succeeded')

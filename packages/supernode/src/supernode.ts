@@ -4,17 +4,21 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Libp2p } from 'libp2p'
 import type { Logger } from 'pino'
-import { parseDigest, pieceRange, type PeerAddress, type PieceOpener } from '@damselfly/proto'
+import { httpServerLimits, IDLE_SOCKET_MS, parseDigest, pieceRange, type PeerAddress, type PieceOpener } from '@damselfly/proto'
 import type { SupernodeConfig } from './config.js'
+import { createDashboard } from './dashboard/create-dashboard.js'
 import { buildApp } from './http/app.js'
-import { createMetrics, type SupernodeMetrics } from './metrics.js'
+import { apiClientError } from './http/limits.js'
+import { countReportedTransfers, createMetrics, SUPERNODE_VERSION, type SupernodeMetrics } from './metrics.js'
 import { bareAddrs, createP2PNode } from './p2p/node.js'
+import { RecentCallers } from './p2p/recent-callers.js'
 import { loadOrCreatePeerKey } from './p2p/peer-key.js'
 import type { PreheatJobStore } from './preheat/ports.js'
 import { createPreheatModule } from './preheat/preheat-module.js'
 import { Swarm } from './scheduler/swarm.js'
 import { BackToSource } from './seed/back-to-source.js'
 import { BlobFiles } from './seed/blob-files.js'
+import { supernodeRegistryPolicy } from './seed/registry-access.js'
 import { createUpstreamFetcher, type UpstreamFetcher } from './seed/upstream-fetch.js'
 import { LevelTaskStore } from './tasks/level-task-store.js'
 import { TaskBoard } from './tasks/task-board.js'
@@ -55,11 +59,15 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
   const swarm: Swarm = new Swarm({}, { now, seed: () => self(), onTaskChanged: taskId => { board.touch(taskId) } })
   const board = new TaskBoard(store, now, swarm)
   const files = new BlobFiles(config.dataDir)
+  const registryPolicy = supernodeRegistryPolicy(config.registry)
+  // Peers that used the peer API lately: allowed on the piece protocol before their (re-)announce.
+  const callers = new RecentCallers(now)
   const metrics = createMetrics({ peerCount: () => swarm.peerCount(), taskCounts: () => swarm.tasksByState() })
   const seeder = new BackToSource({
     board,
     files,
-    fetchUpstream: components.fetchUpstream ?? createUpstreamFetcher(),
+    // Loopback, private and link-local registries only through their --registry entry (SSRF).
+    fetchUpstream: components.fetchUpstream ?? createUpstreamFetcher({ policy: registryPolicy, timeoutMs: config.upstreamTimeout }),
     logger,
     now,
     ...(components.maxConcurrentFetches === undefined ? {} : { maxConcurrent: components.maxConcurrentFetches }),
@@ -67,7 +75,15 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     // Also sent by the board once the failure is stored; this one drops holders even if that write fails.
     onTaskFailed: taskId => { swarm.taskFailed({ taskId }) }
   })
-  const preheat = createPreheatModule(config, { logger, now, board, register: async input => await seeder.register(input), store: components.preheatStore })
+  const preheat = createPreheatModule(config, {
+    logger,
+    now,
+    board,
+    register: async input => await seeder.register(input),
+    store: components.preheatStore,
+    onUpstreamBytes: n => { metrics.upstreamBytes.inc(n) },
+    policy: registryPolicy
+  })
   const shutdown = new AbortController()
 
   let node: Libp2p | undefined
@@ -98,7 +114,11 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     self,
     now,
     shutdown: shutdown.signal,
-    preheat: preheat.http
+    preheat: preheat.http,
+    onPieceResults: e => { countReportedTransfers(metrics, self().peerId, e.requester, e.results) },
+    dashboard: createDashboard({ swarm, board, metrics, selfPeerId: () => self().peerId, version: SUPERNODE_VERSION, now }),
+    maxConcurrentRequests: config.maxConcurrentRequests,
+    allowedPeers: { livePeerIds: () => [...swarm.livePeers().map(p => p.peerId), ...callers.ids()], callers, selfPeerId: () => self().peerId, now }
   })
 
   async function start (): Promise<void> {
@@ -120,12 +140,16 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
       announce: config.p2pAnnounce,
       encrypters: config.p2pEncrypters,
       openPiece,
+      // The seed serves cluster members only: peers announced and not expired.
+      isAllowed: peerId => swarm.peer(peerId) !== undefined || callers.has(peerId),
       onUploadedBytes: n => { metrics.pieceBytesUploaded.inc(n) },
       logger
     })
     await node.start()
 
-    server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, app)
+    server = createServer(httpServerLimits(config.requestTimeout), app)
+    server.timeout = IDLE_SOCKET_MS
+    server.on('clientError', apiClientError)
     const srv = server
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject)

@@ -5,6 +5,7 @@ import { pollAvailability } from './availability-poll.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory } from './ports.js'
 import { rankSources } from './rank-sources.js'
 import { PieceTimes, type SlowPieceLimits } from './slow-piece.js'
+import { STARVED_MS, StarvationWatch } from './starvation.js'
 
 export interface PieceSchedulerInit {
   digest: string
@@ -24,7 +25,10 @@ export interface PieceSchedulerInit {
   maxPollFailures: number
   /** When the piece the reader waits for is retried elsewhere; default `SLOW_PIECE_LIMITS`. */
   slowPiece?: SlowPieceLimits
+  /** How long the reader may wait for a piece nobody is fetching before P2P is given up; default `STARVED_MS` (starvation.ts). */
+  starvedMs?: number
 }
+
 
 export interface PieceSchedulerComponents {
   tasks: TaskDirectory
@@ -99,12 +103,16 @@ export class PieceScheduler {
   #polling = false
   #error: Error | undefined
   #timer: NodeJS.Timeout | undefined
+  readonly #starvation: StarvationWatch
 
   constructor (init: PieceSchedulerInit, components: PieceSchedulerComponents, signal: AbortSignal) {
     this.#init = init
     this.#c = components
     this.#cursor = init.first
     this.#times = new PieceTimes(init.slowPiece)
+    this.#starvation = new StarvationWatch(init.starvedMs ?? STARVED_MS, () => {
+      this.#fail(dfError('DF_ERR_PIECE_UNAVAILABLE', `no source served piece ${this.#cursor} of ${init.digest} for ${Math.round((init.starvedMs ?? STARVED_MS) / 1000)} s`))
+    })
     if (signal.aborted) this.#abort.abort(signal.reason)
     else signal.addEventListener('abort', () => { this.stop() }, { once: true })
   }
@@ -125,6 +133,7 @@ export class PieceScheduler {
     this.#timer = undefined
     if (this.#slowTimer !== undefined) clearTimeout(this.#slowTimer)
     this.#slowTimer = undefined
+    this.#starvation.stop()
     this.#abort.abort(new Error('piece scheduler stopped'))
     this.#fail(dfError('DF_ERR_SHUTTING_DOWN', 'download stopped'))
     this.#pool.length = 0
@@ -219,6 +228,13 @@ export class PieceScheduler {
       this.#timer = setTimeout(() => { this.#timer = undefined; this.#pump() }, earliest - now)
     }
     this.#checkSlow()
+    this.#checkStarved()
+  }
+
+  /** Gives P2P up when the reader has waited `starvedMs` for a piece no fetch is working on. */
+  #checkStarved (): void {
+    const i = this.#cursor
+    this.#starvation.update(this.#waiters.has(i) && !this.#inflight.has(i) && !this.#landing.has(i) && !this.#retrying.has(i))
   }
 
   /**
@@ -262,7 +278,7 @@ export class PieceScheduler {
     const signal = AbortSignal.any([this.#abort.signal, abort.signal])
     const expected = { size: pieceRange(layout, index).length, digest: a.digest }
     // Its own buffer: the first fetch is still receiving into its pooled one.
-    const buffer = Buffer.allocUnsafeSlow(layout.pieceSize)
+    const buffer = Buffer.allocUnsafeSlow(Math.min(layout.pieceSize, layout.size))
     const began = performance.now()
     this.#ownLoad.set(source.peerId, (this.#ownLoad.get(source.peerId) ?? 0) + 1)
     let bytes: Uint8Array
@@ -308,7 +324,8 @@ export class PieceScheduler {
     this.#inflight.add(index)
     this.#running.set(index, run)
     const expected = { size: pieceRange(layout, index).length, digest: a.digest }
-    const buffer = this.#pool.pop() ?? Buffer.allocUnsafeSlow(layout.pieceSize)
+    // A blob smaller than a piece needs no piece-sized buffer (config blobs are a few KiB).
+    const buffer = this.#pool.pop() ?? Buffer.allocUnsafeSlow(Math.min(layout.pieceSize, layout.size))
     let lastError: Error = dfError('DF_ERR_PIECE_UNAVAILABLE', `piece ${index} of ${digest}: no source`)
     let pooled = true
     try {

@@ -1,10 +1,12 @@
 import express, { type Express, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
-import { canonicalRegistryHost, isDfError, registryBaseUrl } from '@damselfly/proto'
+import { canonicalRegistryHost, isDfError, registryBaseUrl, REGISTRY_HOST_RE } from '@damselfly/proto'
 import type { DfclientMetrics } from '../metrics.js'
 import type { PieceCache } from '../storage/piece-cache.js'
+import type { AccessChecker } from './access-check.js'
 import { handleBlob, type DownloadOpener } from './blob-handler.js'
 import { parseDistributionPath } from './distribution-path.js'
+import { refuseBodies, requestGate } from './http-limits.js'
 import { sendOciError } from './oci-errors.js'
 import { forwardedHeaders, upstreamUrl, type UpstreamClient } from './upstream.js'
 
@@ -21,6 +23,10 @@ export interface MirrorDeps {
   isReady: () => boolean
   /** What `GET /status` answers (JSON, no secrets): what `dfclient doctor` reads. Absent = no route. */
   status?: () => unknown
+  /** Proof of access before cached or peer bytes are served (absent = not checked: tests only). */
+  access?: AccessChecker
+  /** Mirror requests served at once (more wait, then get 429); absent = no gate. */
+  maxConcurrentRequests?: number
 }
 
 const PROBES = new Set(['/livez', '/readyz', '/metrics', '/status'])
@@ -63,6 +69,8 @@ export function buildMirrorApp (deps: MirrorDeps): Express {
     }, next)
   })
 
+  app.use(refuseBodies)
+  if (deps.maxConcurrentRequests !== undefined) app.use(requestGate(deps.maxConcurrentRequests, reason => { deps.metrics.requestsRejected.inc({ reason }) }))
   app.use((req, res) => { void handleDistribution(deps, req, res) })
   return app
 }
@@ -95,11 +103,18 @@ async function handleDistribution (deps: MirrorDeps, req: Request, res: Response
     }
     const ns = new URLSearchParams(search).get('ns')
     const host = ns !== null && ns !== '' ? canonicalRegistryHost(ns) : deps.defaultRegistry
+    if (!REGISTRY_HOST_RE.test(host)) {
+      sendOciError(res, 400, 'NAME_INVALID', `invalid ns=: ${JSON.stringify(host.slice(0, 100))} is not a registry HOST[:PORT]`)
+      return
+    }
     const base = registryBaseUrl(host, deps.registries)
+    // Loopback, private and link-local registries only when configured (SSRF); names are checked
+    // again on the addresses they resolve to, when the upstream connection is made.
+    deps.upstream.check(base)
     const url = upstreamUrl(base, path, search)
     if (route.kind === 'blob') {
       // The task URL carries no client query: the blob is identified by its digest alone.
-      await handleBlob(deps, { req, res, digest: route.digest, url: upstreamUrl(base, path, ''), signal })
+      await handleBlob(deps, { req, res, digest: route.digest, registry: host, repository: route.name, url: upstreamUrl(base, path, ''), signal })
       return
     }
     const upstream = await deps.upstream.request(req.method === 'HEAD' ? 'HEAD' : 'GET', url, forwardedHeaders(req), signal)
@@ -114,6 +129,11 @@ async function handleDistribution (deps: MirrorDeps, req: Request, res: Response
     if (res.headersSent) {
       deps.logger.warn({ err: err instanceof Error ? err.message : String(err), path: req.path }, 'stream failed after headers were sent')
       res.destroy()
+      return
+    }
+    if (isDfError(err) && err.code === 'DF_ERR_REGISTRY_NOT_ALLOWED') {
+      deps.logger.info({ err: err.message, path: req.path }, 'registry not allowed')
+      sendOciError(res, 403, 'DENIED', err.message)
       return
     }
     if (isDfError(err) && (err.code === 'DF_ERR_UPSTREAM_UNREACHABLE' || err.code === 'DF_ERR_UPSTREAM_TIMEOUT')) {

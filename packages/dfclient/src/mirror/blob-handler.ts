@@ -1,16 +1,16 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { Request, Response } from 'express'
-import type { Logger } from 'pino'
+import type { Response } from 'express'
 import { isDfError } from '@damselfly/proto'
 import type { BlobDownload } from '../download/blob-download.js'
 import { verifyDigest } from '../download/verify.js'
-import type { DfclientMetrics } from '../metrics.js'
-import { isComplete, type PieceCache } from '../storage/piece-cache.js'
+import { isComplete } from '../storage/piece-cache.js'
+import { blobHeaders, SOURCE_HEADER, unsatisfiable, type BlobHandlerDeps, type BlobRequest, type BlobSource } from './blob-response.js'
 import { parseRange } from './range.js'
-import { forwardedHeaders, type UpstreamClient } from './upstream.js'
+import { serveLocal } from './serve-local.js'
+import { forwardedHeaders } from './upstream.js'
 
-export type BlobSource = 'local' | 'p2p' | 'upstream'
+export type { BlobHandlerDeps, BlobRequest, BlobSource } from './blob-response.js'
 
 /**
  * Opens a P2P download of a blob (registers the task); throws before any byte when it cannot.
@@ -19,32 +19,24 @@ export type BlobSource = 'local' | 'p2p' | 'upstream'
  */
 export type DownloadOpener = (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<{ download: BlobDownload, upstreamFrom: () => number | undefined }>
 
-export interface BlobHandlerDeps {
-  cache: PieceCache
-  upstream: UpstreamClient
-  metrics: DfclientMetrics
-  logger: Logger
-  /** Absent when P2P is off: every miss goes upstream. */
-  openDownload?: DownloadOpener
-}
-
-export interface BlobRequest {
-  req: Request
-  res: Response
-  digest: string
-  /** Upstream URL of this blob (query minus `ns`). */
-  url: string
-  signal: AbortSignal
-}
-
-const SOURCE_HEADER = 'X-Damselfly-Source'
-
-/** GET/HEAD `/v2/<name>/blobs/<digest>`: local cache, else P2P, else upstream (docs/protocol.md). */
+/**
+ * GET/HEAD `/v2/<name>/blobs/<digest>`: local cache, else P2P, else upstream (docs/protocol.md).
+ * Bytes from the cache or from peers go out only once the client's own credentials proved they can
+ * read the blob upstream (`access`); without that proof the request passes through, and the client
+ * gets the upstream's own answer.
+ */
 export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promise<void> {
   const { req, digest } = r
   const cached = await deps.cache.get(digest)
-  if (isComplete(cached) && await serveLocal(deps, r, cached.layout.size)) return
-  if (req.method === 'HEAD' || deps.openDownload === undefined) {
+  const p2p = req.method === 'GET' && deps.openDownload !== undefined
+  const complete = isComplete(cached)
+  // Asked in parallel with the task registration below: the HEAD's round trip overlaps the supernode's.
+  const access = complete || p2p ? allowed(deps, r) : Promise.resolve(true)
+  if (complete) {
+    if (!await access) { if (!r.signal.aborted) await serveUpstream(deps, r, undefined); return }
+    if (await serveLocal(deps, r, cached)) return
+  }
+  if (!p2p || deps.openDownload === undefined) {
     await serveUpstream(deps, r, req.method === 'HEAD' ? undefined : 'p2p_disabled')
     return
   }
@@ -62,33 +54,21 @@ export async function handleBlob (deps: BlobHandlerDeps, r: BlobRequest): Promis
     await serveUpstream(deps, r, reason)
     return
   }
+  if (!await access) { if (!r.signal.aborted) await serveUpstream(deps, r, undefined); return }
   await serveP2p(deps, r, opened.download, opened.upstreamFrom)
 }
 
-/**
- * Serves a cache hit: the file streams through the cache's verifying reader straight into the
- * response, with backpressure and the client's signal. Returns false (nothing sent) when the entry
- * vanished between the lookup and the open, so the caller carries on as for a miss.
- */
-async function serveLocal (deps: BlobHandlerDeps, r: BlobRequest, size: number): Promise<boolean> {
-  const { req, res, digest } = r
-  const range = parseRange(req.method === 'GET' ? req.headers.range : undefined, size)
-  if (range.type === 'unsatisfiable') { unsatisfiable(res, size); return true }
-  const start = range.type === 'partial' ? range.start : 0
-  const end = range.type === 'partial' ? range.end : size - 1
-  let body: Readable | undefined
-  if (req.method !== 'HEAD') {
-    try {
-      body = deps.cache.readRange(digest, start, end, { signal: r.signal })
-    } catch (err) {
-      if (!isDfError(err) || err.code !== 'DF_ERR_PIECE_UNAVAILABLE') throw err
-      return false
-    }
-  }
-  blobHeaders(res, digest, 'local', range.type === 'partial' ? { start, end, size } : undefined, end - start + 1)
-  if (body === undefined) { res.end(); return true }
-  await pipeline(body, new ByteCounter(deps, r, 'local'), res, { signal: r.signal })
-  return true
+async function allowed (deps: BlobHandlerDeps, r: BlobRequest): Promise<boolean> {
+  if (deps.access === undefined) return true
+  return await deps.access.allowed({
+    url: r.url,
+    registry: r.registry,
+    repository: r.repository,
+    digest: r.digest,
+    authorization: r.req.headers.authorization,
+    // Our own agent, not the client's: registry logs tell the mirror's checks from client traffic.
+    headers: { 'user-agent': 'damselfly-dfclient (proof of access)' }
+  }, r.signal)
 }
 
 async function serveP2p (deps: BlobHandlerDeps, r: BlobRequest, download: BlobDownload, upstreamFrom: () => number | undefined): Promise<void> {
@@ -130,30 +110,14 @@ async function serveUpstream (deps: BlobHandlerDeps, r: BlobRequest, reason: str
   const { req, res, digest } = r
   if (reason !== undefined) deps.metrics.upstreamFallbacks.inc({ reason })
   const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
-  const upstream = await deps.upstream.request(method, r.url, forwardedHeaders(req), r.signal)
+  const headers = forwardedHeaders(req)
+  const upstream = await deps.upstream.request(method, r.url, headers, r.signal)
   res.setHeader(SOURCE_HEADER, 'upstream')
   await deps.upstream.relay(upstream, res, r.signal, (source, status) => {
     const ok = status >= 200 && status < 300
     const counted = ok ? count(deps, r, source, 'upstream') : source
     return status === 200 && method === 'GET' ? holdLast(verifyDigest(counted, digest)) : counted
-  })
-}
-
-function blobHeaders (res: Response, digest: string, source: BlobSource, partial: { start: number, end: number, size: number } | undefined, length: number): void {
-  res.status(partial === undefined ? 200 : 206)
-  res.setHeader('Content-Type', 'application/octet-stream')
-  res.setHeader('Content-Length', String(length))
-  res.setHeader('Docker-Content-Digest', digest)
-  res.setHeader('Accept-Ranges', 'bytes')
-  res.setHeader(SOURCE_HEADER, source)
-  if (partial !== undefined) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${partial.size}`)
-}
-
-function unsatisfiable (res: Response, size: number): void {
-  res.status(416)
-  res.setHeader('Content-Range', `bytes */${size}`)
-  res.setHeader('Content-Type', 'application/json')
-  res.end(JSON.stringify({ errors: [{ code: 'SIZE_INVALID', message: `range not satisfiable for a blob of ${size} bytes` }] }))
+  }, method === 'GET' ? { url: r.url, headers } : undefined)
 }
 
 async function * count (deps: BlobHandlerDeps, r: BlobRequest, source: AsyncIterable<Uint8Array>, label: BlobSource): AsyncGenerator<Uint8Array> {

@@ -149,6 +149,25 @@ describe('piece exchange over libp2p', () => {
     expect(gate.active).toBe(0)
   })
 
+  it('serves only dialers on the allow-list: a stranger gets DF_ERR_PEER_NOT_ALLOWED even for a held piece', async () => {
+    const blob = new Uint8Array(randomBytes(1024 * 1024))
+    const digest = sha256Of(blob)
+    const cache = new MemoryPieceCache()
+    await cache.writePiece(digest, layoutFor(blob.byteLength), 0, digest, blob)
+    const server = await node(['noise'])
+    const member = await node(['noise'])
+    const stranger = await node(['noise'])
+    const asked: string[] = []
+    await registerPieceServer(server, cache, { logger: pino({ level: 'silent' }), onBytes: () => {}, allowList: { allows: async (id) => { asked.push(id); return id === member.peerId.toString() } } })
+    await Promise.all([server.start(), member.start(), stranger.start()])
+    const source = { peerId: server.peerId.toString(), addrs: server.getMultiaddrs().map(a => a.toString().replace(`/p2p/${server.peerId.toString()}`, '')), seed: false }
+    const expected = { size: blob.byteLength, digest }
+    await expect(new Libp2pPieceFetcher(stranger).fetchPiece(source, { taskId: digest, index: 0 }, expected, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'DF_ERR_PEER_NOT_ALLOWED' })
+    const got = await new Libp2pPieceFetcher(member).fetchPiece(source, { taskId: digest, index: 0 }, expected, AbortSignal.timeout(10_000))
+    expect(sha256Of(got)).toBe(digest)
+    expect(asked).toEqual([stranger.peerId.toString(), member.peerId.toString()])
+  })
+
   it('keeps the peer id across restarts (persisted key)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dfc-key-'))
     dirs.push(dir)

@@ -1,7 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { PIECE_PROTOCOL, pieceRange, servePiece } from '@damselfly/proto'
+import { PIECE_PROTOCOL, dfError, isDfError, pieceRange, servePiece } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
+import type { PeerAllowList } from './allow-list.js'
 import { throttled, type TokenBucket, type UploadGate } from './upload-limiter.js'
 
 /** Deadline for serving one piece (a stalled reader must not pin a file handle forever). */
@@ -15,6 +16,11 @@ export interface PieceServerOptions {
   gate?: UploadGate
   /** `--upload-rate`: bytes/s over all uploads; absent = unlimited. */
   rate?: TokenBucket
+  /**
+   * Dialers that may be served: peers the supernode registered (see allow-list.ts). Others are
+   * refused with DF_ERR_PEER_NOT_ALLOWED. Absent = everyone (tests).
+   */
+  allowList?: Pick<PeerAllowList, 'allows'>
 }
 
 /**
@@ -30,7 +36,12 @@ export async function registerPieceServer (node: Libp2p, cache: PieceCache, opti
     let release: (() => void) | undefined
     let refused = false
     try {
+      const remote = connection.remotePeer.toString()
       const result = await servePiece(stream, async (request, openSignal) => {
+        // Before anything else: a stranger learns nothing, not even whether we hold the piece.
+        if (options.allowList !== undefined && !await options.allowList.allows(remote)) {
+          throw dfError('DF_ERR_PEER_NOT_ALLOWED', `peer ${remote} is not registered with the supernode`)
+        }
         const held = (): boolean => cache.hasPieceBytes(request.taskId, request.index)
         // Not held: answer at once, without taking or waiting for an upload slot.
         if (!held()) return undefined
@@ -47,10 +58,12 @@ export async function registerPieceServer (node: Libp2p, cache: PieceCache, opti
         return { size: r.length, body: rate === undefined ? body : throttled(body, rate, openSignal) }
       }, { signal, onBytes: options.onBytes })
       if (refused) {
-        options.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index }, 'upload slots busy: piece refused')
+        options.logger.debug({ peerId: remote, taskId: result.request?.taskId, pieceIndex: result.request?.index }, 'upload slots busy: piece refused')
       }
-      if (result.error !== undefined) {
-        options.logger.debug({ peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, err: result.error.message }, 'serving piece failed')
+      if (isDfError(result.error) && result.error.code === 'DF_ERR_PEER_NOT_ALLOWED') {
+        options.logger.warn({ peerId: remote, addr: connection.remoteAddr.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index }, 'piece refused: the dialer is not a registered peer')
+      } else if (result.error !== undefined) {
+        options.logger.debug({ peerId: remote, taskId: result.request?.taskId, pieceIndex: result.request?.index, err: result.error.message }, 'serving piece failed')
       }
     } finally {
       release?.()

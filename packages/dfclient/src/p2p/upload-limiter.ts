@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseSize } from '@damselfly/proto'
+import { ConcurrencyGate, parseSize } from '@damselfly/proto'
 
 /**
  * Limits on what this node uploads to other peers (`--upload-concurrency`, `--upload-rate`): a
@@ -127,70 +127,19 @@ export const UPLOAD_QUEUE_LIMIT = 64
 /** Well under the requester's 60 s per-piece deadline, so a refusal still leaves time elsewhere. */
 export const UPLOAD_QUEUE_TIMEOUT_MS = 10_000
 
-interface Waiter {
-  grant: (release: () => void) => void
-}
-
 /**
  * At most `concurrency` uploads at once; further requests wait in FIFO order, up to `queueLimit` of
  * them and for at most `queueTimeoutMs`. `acquire` resolves to a release function, or `undefined`
  * when the request is refused (queue full, deadline passed, or the caller's signal aborted) — the
  * server then answers DF_ERR_PIECE_UNAVAILABLE.
  */
-export class UploadGate {
-  readonly concurrency: number
-  readonly queueLimit: number
-  readonly queueTimeoutMs: number
-  #active = 0
-  readonly #queue: Waiter[] = []
-  /** Requests refused so far. */
-  refused = 0
-
+export class UploadGate extends ConcurrencyGate {
   constructor (init: UploadGateInit) {
-    if (!Number.isSafeInteger(init.concurrency) || init.concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${init.concurrency}`)
-    this.concurrency = init.concurrency
-    this.queueLimit = init.queueLimit ?? UPLOAD_QUEUE_LIMIT
-    this.queueTimeoutMs = init.queueTimeoutMs ?? UPLOAD_QUEUE_TIMEOUT_MS
+    super({ concurrency: init.concurrency, queueLimit: init.queueLimit ?? UPLOAD_QUEUE_LIMIT, queueTimeoutMs: init.queueTimeoutMs ?? UPLOAD_QUEUE_TIMEOUT_MS })
   }
-
-  get active (): number { return this.#active }
-  get queued (): number { return this.#queue.length }
 
   async acquire (signal: AbortSignal): Promise<(() => void) | undefined> {
-    if (signal.aborted) { this.refused++; return undefined }
-    if (this.#active < this.concurrency) {
-      this.#active++
-      return this.#releaser()
-    }
-    if (this.#queue.length >= this.queueLimit) { this.refused++; return undefined }
-    return await new Promise(resolve => {
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.queueTimeoutMs)])
-      const onAbort = (): void => {
-        const i = this.#queue.indexOf(waiter)
-        if (i >= 0) this.#queue.splice(i, 1)
-        this.refused++
-        resolve(undefined)
-      }
-      const waiter: Waiter = {
-        grant: release => {
-          deadline.removeEventListener('abort', onAbort)
-          resolve(release)
-        }
-      }
-      this.#queue.push(waiter)
-      deadline.addEventListener('abort', onAbort, { once: true })
-    })
-  }
-
-  /** A one-shot release: hands the slot straight to the oldest waiter, if any. */
-  #releaser (): () => void {
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const next = this.#queue.shift()
-      if (next === undefined) this.#active--
-      else next.grant(this.#releaser())
-    }
+    const r = await this.enter(signal)
+    return typeof r === 'function' ? r : undefined
   }
 }

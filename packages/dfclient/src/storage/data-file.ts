@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { dfError } from '@damselfly/proto'
@@ -68,4 +69,28 @@ export async function readExactly (path: string, start: number, length: number):
     await fh.close()
   }
   return out
+}
+
+/** Read size when hashing a stored piece: small, and one buffer reused for the whole piece. */
+const HASH_READ_CHUNK = 256 * 1024
+
+/**
+ * Hashes bytes `[start, end)` as stored now, reading into one reused buffer; resolves to
+ * `<algorithm>:<hex>`. A file shorter than `end` hashes what is there (the digest then mismatches).
+ */
+export async function hashRange (path: string, start: number, end: number, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm)
+  const buf = Buffer.allocUnsafeSlow(Math.min(HASH_READ_CHUNK, Math.max(1, end - start)))
+  const fh = await open(path, 'r')
+  try {
+    for (let pos = start; pos < end;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.byteLength, end - pos), pos)
+      if (bytesRead === 0) break
+      hash.update(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead))
+      pos += bytesRead
+    }
+  } finally {
+    await fh.close()
+  }
+  return `${algorithm}:${hash.digest('hex')}`
 }

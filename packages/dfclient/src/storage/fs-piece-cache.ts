@@ -1,21 +1,13 @@
-import { createReadStream } from 'node:fs'
 import { mkdir, rm, statfs, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pipeline, type Readable } from 'node:stream'
-import { dfError, parseDigest, pieceRange, type PieceLayout, type SizeSpec } from '@damselfly/proto'
+import type { Readable } from 'node:stream'
+import { dfError, isDfError, parseDigest, pieceRange, type PieceLayout, type SizeSpec } from '@damselfly/proto'
 import { CacheLedger, type EvictionReason } from './cache-ledger.js'
 import { readChunks, readExactly, syncData, writeAt } from './data-file.js'
 import type { CachedBlob, PieceBytesOptions, PieceCache } from './piece-cache.js'
 import { loadSidecars, writeSidecar } from './sidecar.js'
-import { planVerifiedRead, VerifyingStream } from './verified-read.js'
-
-/**
- * Read size for streaming a blob from disk. The default 64 KiB costs a threadpool round trip, a
- * Buffer and a hash/socket call per 64 KiB (4,096 of each for a 256 MiB layer); 1 MiB cuts that
- * 16-fold while keeping what one read holds in memory small (about three chunks per response:
- * one being read, one being hashed, one in the socket).
- */
-const READ_CHUNK = 1024 * 1024
+import { writeFailureReason, type CacheWriteFailure } from './write-failures.js'
+import { verifiedFileRead } from './verify-ahead.js'
 
 /** How often idle blobs are checked against the TTL. */
 const SWEEP_INTERVAL_MS = 60_000
@@ -32,6 +24,8 @@ export interface FsPieceCacheOptions {
   ttlMs?: number | undefined
   /** Called after blobs left the cache, e.g. to tell the supernode this peer no longer holds them. */
   onRemoved?: ((digests: string[], reason: RemovalReason) => void) | undefined
+  /** Called when a verified piece could not be cached (the download hands it to its reader instead). */
+  onWriteFailed?: ((failure: CacheWriteFailure) => void) | undefined
   now?: () => number
 }
 
@@ -92,6 +86,7 @@ export class FsPieceCache implements PieceCache {
   readonly #removing = new Map<string, Promise<void>>()
   readonly #ledger: CacheLedger
   readonly #onRemoved: FsPieceCacheOptions['onRemoved']
+  readonly #onWriteFailed: FsPieceCacheOptions['onWriteFailed']
   readonly #now: () => number
   readonly #markedUsed = new Map<string, number>()
   #sweeper: NodeJS.Timeout | undefined
@@ -101,6 +96,7 @@ export class FsPieceCache implements PieceCache {
     this.#now = options.now ?? Date.now
     this.#ledger = new CacheLedger({ quotaBytes, ttlMs: options.ttlMs, now: this.#now })
     this.#onRemoved = options.onRemoved
+    this.#onWriteFailed = options.onWriteFailed
   }
 
   /** Quota in bytes (a `%` quota resolved against the filesystem at open); `undefined` = none. */
@@ -254,7 +250,7 @@ export class FsPieceCache implements PieceCache {
     const incoming = this.#ledger.admissionBytes(digest, index, range.length, layout.pieceCount)
     const plan = this.#ledger.planAdmission(incoming, digest, d => this.#busy(d))
     if (!plan.fits) {
-      throw dfError('DF_ERR_CACHE_FULL', `no room for piece ${index} of ${digest} under the ${String(this.#ledger.quotaBytes)}-byte quota: every cached blob is in use or pinned`)
+      throw this.#writeFailed(digest, index, dfError('DF_ERR_CACHE_FULL', `no room for piece ${index} of ${digest} under the ${String(this.#ledger.quotaBytes)}-byte quota: every cached blob is in use or pinned`))
     }
     if (plan.victims.length > 0) this.#evict(plan.victims, 'quota')
     this.#ledger.addPiece(digest, index, range.length, layout.pieceCount)
@@ -264,7 +260,7 @@ export class FsPieceCache implements PieceCache {
       await writeAt(p.data, bytes, range.start)
     } catch (err) {
       if (this.#epoch(digest) === epoch && this.#staged.get(digest)?.has(index) !== true) this.#ledger.removePiece(digest, index)
-      throw err
+      throw this.#writeFailed(digest, index, err)
     }
     if (this.#epoch(digest) !== epoch) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while piece ${index} was written`)
     let staged = this.#staged.get(digest)
@@ -311,8 +307,17 @@ export class FsPieceCache implements PieceCache {
       if (staged?.size === 0) this.#staged.delete(digest)
       for (const c of valid) c.resolve()
     } catch (err) {
-      for (const c of valid) c.reject(err instanceof Error ? err : new Error(String(err)))
+      const error = err instanceof Error ? err : new Error(String(err))
+      if (!isDfError(error)) for (const c of valid) this.#writeFailed(digest, c.index, error)
+      for (const c of valid) c.reject(error)
     }
+  }
+
+  /** Reports a piece that could not be cached; returns the error for the caller to throw. */
+  #writeFailed (digest: string, index: number, err: unknown): Error {
+    const error = err instanceof Error ? err : new Error(String(err))
+    this.#onWriteFailed?.({ digest, index, reason: writeFailureReason(error), error })
+    return error
   }
 
   layoutOf (digest: string): PieceLayout | undefined {
@@ -356,19 +361,17 @@ export class FsPieceCache implements PieceCache {
   readRange (digest: string, start: number, end: number, options: { signal?: AbortSignal } = {}): Readable {
     const e = this.#blobs.get(digest)
     if (e === undefined) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} is not held`)
-    const plan = planVerifiedRead(snapshot(e), start, end)
-    const verifier = new VerifyingStream(plan, { start, end }, async () => { await this.drop(digest) })
+    const stream = verifiedFileRead(this.#paths(digest).data, snapshot(e), start, end, {
+      signal: options.signal,
+      drop: async () => { await this.drop(digest) },
+      // A data file that vanished under its sidecar is a broken entry: forget it so the next pull refetches.
+      onMissingFile: () => { void this.drop(digest).catch(() => undefined) }
+    })
     // In use until the stream closes (ended, failed or destroyed by its consumer).
     const release = this.#ledger.acquire(digest)
-    verifier.once('close', release)
+    stream.once('close', release)
     this.#used(digest)
-    const file = createReadStream(this.#paths(digest).data, { start: plan.readStart, end: plan.readEnd, highWaterMark: READ_CHUNK, ...(options.signal === undefined ? {} : { signal: options.signal }) })
-    // Errors reach the consumer through `verifier`, which pipeline() destroys with them. A data file
-    // that vanished under its sidecar is a broken entry: forget it so the next pull refetches.
-    pipeline(file, verifier, (err) => {
-      if ((err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') void this.drop(digest).catch(() => undefined)
-    })
-    return verifier
+    return stream
   }
 
   async drop (digest: string): Promise<void> {

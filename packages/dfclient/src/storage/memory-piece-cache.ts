@@ -1,7 +1,8 @@
 import { pipeline, Readable } from 'node:stream'
-import { dfError, pieceRange, type PieceLayout } from '@damselfly/proto'
+import { dfError, pieceRange, sha256Of, type PieceLayout } from '@damselfly/proto'
 import type { CachedBlob, PieceBytesOptions, PieceCache } from './piece-cache.js'
 import { planVerifiedRead, VerifyingStream } from './verified-read.js'
+import { VerifyAheadGate } from './verify-ahead.js'
 
 const PIECE_READ_CHUNK = 1024 * 1024
 
@@ -73,9 +74,20 @@ export class MemoryPieceCache implements PieceCache {
     const b = this.#blobs.get(digest)
     if (b === undefined) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} is not held`)
     const plan = planVerifiedRead({ digest, layout: b.layout, pieces: b.pieces }, start, end)
-    const verifier = new VerifyingStream(plan, { start, end }, async () => { await this.drop(digest) })
+    const drop = async (): Promise<void> => { await this.drop(digest) }
+    const verifier = new VerifyingStream(plan, { start, end }, drop)
+    const ahead = new VerifyAheadGate({
+      layout: b.layout,
+      pieces: b.pieces,
+      readStart: plan.readStart,
+      hashPiece: async (i) => { const r = pieceRange(b.layout, i); return sha256Of(b.data.subarray(r.start, r.end)) },
+      onCorrupt: drop
+    })
+    // Piece-sized chunks, as a file read would deliver them (the gate checks each piece on arrival).
+    const chunks: Buffer[] = []
+    for (let pos = plan.readStart; pos <= plan.readEnd; pos += PIECE_READ_CHUNK) chunks.push(Buffer.from(b.data.buffer, b.data.byteOffset + pos, Math.min(PIECE_READ_CHUNK, plan.readEnd + 1 - pos)))
     // Errors reach the consumer through `verifier`, which pipeline() destroys with them.
-    pipeline(Readable.from([Buffer.from(b.data.buffer, b.data.byteOffset + plan.readStart, plan.readEnd + 1 - plan.readStart)]), verifier, () => {})
+    pipeline(Readable.from(chunks), ahead, verifier, () => {})
     return verifier
   }
 

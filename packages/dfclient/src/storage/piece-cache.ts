@@ -54,11 +54,13 @@ export interface PieceCache {
   /** The bytes of a held piece, or `undefined` if it is not held. */
   readPiece: (digest: string, index: number) => Promise<Uint8Array | undefined>
   /**
-   * Streams bytes `[start, end]` (inclusive), verified as they stream: a whole complete blob against
-   * its digest, any other range against the digests of its covering pieces. The chunk carrying byte
-   * `end` is released only after every check passed; on a mismatch (or a short file) the entry is
-   * dropped and the stream errors, so a consumer using `pipeline()` never completes an unverified
-   * range. Throws DF_ERR_PIECE_UNAVAILABLE at once when a covering piece is not held.
+   * Streams bytes `[start, end]` (inclusive), verified twice. Ahead: no byte of a piece is emitted
+   * before that whole piece, as stored, hashed to its recorded digest; a corrupt piece drops the entry
+   * and errors with DF_ERR_PIECE_DIGEST_MISMATCH having emitted only bytes of earlier, good pieces, so
+   * the reader can fetch the rest elsewhere. As they stream: a whole complete blob against its digest,
+   * any other range against its covering pieces, the chunk carrying byte `end` released only after
+   * every check passed (this catches bytes changed between the two reads: the range never completes).
+   * Throws DF_ERR_PIECE_UNAVAILABLE at once when a covering piece is not held.
    */
   readRange: (digest: string, start: number, end: number, options?: { signal?: AbortSignal }) => Readable
   /** Forgets a blob and deletes its data. */

@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, rm, truncate } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { layoutFor, pieceRange, sha256Of } from '@damselfly/proto'
 import { FsPieceCache } from './fs-piece-cache.js'
 import { MemoryPieceCache } from './memory-piece-cache.js'
 import type { PieceCache } from './piece-cache.js'
+import { planVerifiedRead, VerifyingStream } from './verified-read.js'
+import { VerifyAheadGate } from './verify-ahead.js'
 
 const MiB = 1024 * 1024
 const bytes = new Uint8Array(randomBytes(9 * MiB + 123))
@@ -82,19 +84,42 @@ describe('FsPieceCache readRange on corrupt data', () => {
     return cache
   }
 
+  // Checked ahead: the corrupt piece is caught before any of its bytes are emitted, whatever the
+  // range; what was emitted is a prefix of the right bytes, ending at or before the bad piece.
   const cases = [
-    { name: 'whole blob, flipped last byte', flip: bytes.byteLength - 1, start: 0, end: bytes.byteLength - 1, code: 'DF_ERR_BLOB_DIGEST_MISMATCH' },
-    { name: 'whole blob, flipped first byte', flip: 0, start: 0, end: bytes.byteLength - 1, code: 'DF_ERR_BLOB_DIGEST_MISMATCH' },
-    { name: 'range, flip inside it', flip: 1000, start: 500, end: 1499, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' },
-    { name: 'range, flip past its end in the same piece', flip: 4 * MiB - 1, start: 500, end: 1499, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' },
-    { name: 'range, flip before its start in the same piece', flip: 4 * MiB + 1, start: 8 * MiB - 5, end: 8 * MiB + 5, code: 'DF_ERR_PIECE_DIGEST_MISMATCH' }
+    { name: 'whole blob, flipped last byte', flip: bytes.byteLength - 1, start: 0, end: bytes.byteLength - 1 },
+    { name: 'whole blob, flipped first byte', flip: 0, start: 0, end: bytes.byteLength - 1 },
+    { name: 'whole blob, flipped byte in the middle piece', flip: 5 * MiB, start: 0, end: bytes.byteLength - 1 },
+    { name: 'range, flip inside it', flip: 1000, start: 500, end: 1499 },
+    { name: 'range, flip past its end in the same piece', flip: 4 * MiB - 1, start: 500, end: 1499 },
+    { name: 'range, flip before its start in the same piece', flip: 4 * MiB + 1, start: 8 * MiB - 5, end: 8 * MiB + 5 }
   ]
-  it.each(cases)('$name: never delivers the complete range, and drops the entry', async ({ flip, start, end, code }) => {
+  it.each(cases)('$name: emits no byte of the corrupt piece, errors with its offset, drops the entry', async ({ flip, start, end }) => {
     const cache = await corrupted(flip)
     const got = await drain(cache, start, end)
-    expect(got.error).toMatchObject({ code })
-    expect(got.data.byteLength).toBeLessThan(end - start + 1)
+    const bad = pieceRange(layout, Math.floor(flip / layout.pieceSize))
+    expect(got.error).toMatchObject({ code: 'DF_ERR_PIECE_DIGEST_MISMATCH', details: { offset: bad.start } })
+    expect(got.data.byteLength).toBeLessThanOrEqual(Math.max(0, bad.start - start))
+    expect(got.data.equals(Buffer.from(bytes.subarray(start, start + got.data.byteLength)))).toBe(true)
     expect(await cache.get(digest)).toBeUndefined()
+  })
+
+  it('bytes that change after the ahead check are still caught as they stream (the range never completes)', async () => {
+    // The ahead check saw good pieces (the hasher answers the recorded digests), but the bytes that
+    // then stream are not those: as if the file changed between the two reads.
+    const pieces = new Map(Array.from({ length: layout.pieceCount }, (_, i) => { const r = pieceRange(layout, i); return [i, sha256Of(bytes.subarray(r.start, r.end))] as const }))
+    const changed = Buffer.from(bytes)
+    changed[6 * MiB] = changed[6 * MiB]! ^ 0xff
+    const plan = planVerifiedRead({ digest, layout, pieces }, 0, bytes.byteLength - 1)
+    let dropped = 0
+    const ahead = new VerifyAheadGate({ layout, pieces, readStart: 0, hashPiece: async (i) => pieces.get(i)!, onCorrupt: async () => { dropped++ } })
+    const verifier = new VerifyingStream(plan, { start: 0, end: bytes.byteLength - 1 }, async () => { dropped++ })
+    const parts: Buffer[] = []
+    const sink = new Writable({ write (chunk: Buffer, _e, cb) { parts.push(chunk); cb() } })
+    const chunks = Array.from({ length: Math.ceil(changed.byteLength / MiB) }, (_, i) => changed.subarray(i * MiB, (i + 1) * MiB))
+    await expect(pipeline(Readable.from(chunks), ahead, verifier, sink)).rejects.toMatchObject({ code: 'DF_ERR_BLOB_DIGEST_MISMATCH' })
+    expect(Buffer.concat(parts).byteLength).toBeLessThan(bytes.byteLength)
+    expect(dropped).toBe(1)
   })
 
   it('a data file shorter than its sidecar says is a size mismatch, and is dropped', async () => {
@@ -102,7 +127,8 @@ describe('FsPieceCache readRange on corrupt data', () => {
     const cache = await filled(await FsPieceCache.open(d))
     await truncate(join(d, 'blobs', 'sha256', digest.slice('sha256:'.length)), 5 * MiB)
     const got = await drain(cache, 0, bytes.byteLength - 1)
-    expect(got.error).toMatchObject({ code: 'DF_ERR_SIZE_MISMATCH' })
+    // The piece past the end hashes short: caught ahead, before its bytes go out.
+    expect(got.error).toMatchObject({ code: 'DF_ERR_PIECE_DIGEST_MISMATCH' })
     expect(got.data.byteLength).toBeLessThan(bytes.byteLength)
     expect(await cache.get(digest)).toBeUndefined()
   })

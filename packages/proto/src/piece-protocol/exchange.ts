@@ -39,7 +39,10 @@ export interface OpenedPiece {
   body: AsyncIterable<Uint8Array>
 }
 
-/** Looks up a piece; `undefined` when this node does not hold it. */
+/**
+ * Looks up a piece; `undefined` when this node does not hold it. Throwing a DfError refuses the
+ * request with that code (e.g. DF_ERR_PEER_NOT_ALLOWED for a dialer the supernode never registered).
+ */
 export type PieceOpener = (request: PieceRequest, signal: AbortSignal) => Promise<OpenedPiece | undefined>
 
 /** Largest slice written per `send()`: yamux frames are 64 KiB, so larger writes only buffer. */
@@ -149,7 +152,15 @@ export async function servePiece (stream: ByteStream, open: PieceOpener, options
       return { bytes, error: dfError('DF_ERR_PROTOCOL', 'malformed piece request') }
     }
     request = parsed.data
-    const piece = await open(request, signal)
+    let piece: OpenedPiece | undefined
+    try {
+      piece = await open(request, signal)
+    } catch (err) {
+      if (!isDfError(err)) throw err
+      await sendAll(stream, encodeFrame({ ok: false, code: err.code, message: err.message.slice(0, 1024) }), signal)
+      await stream.close({ signal })
+      return { request, bytes, error: err }
+    }
     if (piece === undefined) {
       await sendAll(stream, encodeFrame({ ok: false, code: 'DF_ERR_PIECE_UNAVAILABLE', message: `piece ${request.index} of ${request.taskId} not held here` }), signal)
       await stream.close({ signal })
@@ -200,9 +211,9 @@ export async function fetchPiece (stream: ByteStream, request: PieceRequest, exp
     const header = pieceResponseHeader.safeParse(frame.value)
     if (!header.success) throw dfError('DF_ERR_PROTOCOL', 'malformed piece response header')
     if (!header.data.ok) {
-      throw header.data.code === 'DF_ERR_PIECE_UNAVAILABLE'
-        ? dfError('DF_ERR_PIECE_UNAVAILABLE', header.data.message)
-        : dfError('DF_ERR_PROTOCOL', `peer refused piece: ${header.data.code}: ${header.data.message}`)
+      const { code, message } = header.data
+      if (code === 'DF_ERR_PIECE_UNAVAILABLE' || code === 'DF_ERR_PEER_NOT_ALLOWED') throw dfError(code, message)
+      throw dfError('DF_ERR_PROTOCOL', `peer refused piece: ${code}: ${message}`)
     }
     if (header.data.size !== expected.size) {
       throw dfError('DF_ERR_SIZE_MISMATCH', `piece ${request.index} of ${request.taskId}: peer offers ${header.data.size} bytes, expected ${expected.size}`)

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express'
-import type { Logger } from 'pino'
 import { ZodError } from 'zod'
 import { dfError, isDfError, type ApiErrorBody, type DfError } from '@damselfly/proto'
+import type { RequestLogLocals } from './request-log.js'
 
 /** Turns a ZodError into DF_ERR_BAD_REQUEST listing every issue with its path. */
 export function badRequestFrom (err: ZodError, where: string): DfError {
@@ -26,17 +26,18 @@ export const notFound: RequestHandler = (req, _res, next) => {
 
 /**
  * The one place errors become HTTP: `{"error":{"code","message","details?"}}` with the catalogue's
- * status. 5xx log at error (with the stack), 4xx at info; nothing escapes to crash the process.
+ * status; nothing escapes to crash the process. The error goes into the request's one log line
+ * (`request-log.ts`): the code always, the error with its stack for a 5xx (logged at error), the
+ * message for a 4xx.
  */
-export function errorHandler (logger: Logger): ErrorRequestHandler {
-  return (err: unknown, req, res, _next) => {
+export function errorHandler (): ErrorRequestHandler {
+  return (err: unknown, _req, res, _next) => {
     const known = isDfError(err) ? err : err instanceof ZodError ? badRequestFrom(err, 'request') : fromBodyParser(err)
     const mapped = known ?? dfError('DF_ERR_INTERNAL', 'internal error')
-    if (mapped.httpStatus >= 500) {
-      logger.error({ err, method: req.method, path: req.path, code: mapped.code }, 'request failed')
-    } else {
-      logger.info({ method: req.method, path: req.path, code: mapped.code, msgDetail: mapped.message }, 'request rejected')
-    }
+    const locals = res.locals as RequestLogLocals
+    locals.errorCode = mapped.code
+    if (mapped.httpStatus >= 500) locals.err = err
+    else locals.detail = mapped.message
     if (res.headersSent) {
       res.destroy()
       return

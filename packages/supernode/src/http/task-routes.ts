@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type { z } from 'zod'
 import {
   dfError, digestString, piecesQuery, pieceResultsRequest, registerTaskRequest, reportPiecesRequest, taskIdFor, parseDigest,
-  type PieceAvailability, type PiecesResponse, type TaskInfo
+  type PieceAvailability, type PieceResult, type PiecesResponse, type TaskInfo
 } from '@damselfly/proto'
 import type { Swarm } from '../scheduler/swarm.js'
 import { taskInfoOf, type RegisterInput } from '../seed/back-to-source.js'
@@ -18,6 +18,8 @@ export interface TaskRoutesDeps {
   register: (input: RegisterInput) => Promise<TaskInfo>
   /** Aborts at shutdown, ending long-polls early. */
   shutdown: AbortSignal
+  /** Told every batch of transfer results a peer reported (metrics count the delivered bytes). */
+  onPieceResults?: ((e: { taskId: string, requester: string, results: readonly PieceResult[] }) => void) | undefined
 }
 
 /** `/tasks`: register, long-poll piece availability, report held pieces and transfer results. */
@@ -86,6 +88,7 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
   router.post('/tasks/:digest/piece-results', (req, res) => {
     const { taskId, body } = peerReport(req, res, pieceResultsRequest, b => b.results.map(r => r.index))
     const quarantined = deps.swarm.pieceResultsReported({ taskId, requester: body.peerId, results: body.results })
+    deps.onPieceResults?.({ taskId, requester: body.peerId, results: body.results })
     for (const q of quarantined) {
       deps.logger.warn({ taskId, peerId: q.peerId, reporter: body.peerId, scope: q.scope }, 'peer served a piece that failed verification; quarantined')
     }

@@ -5,7 +5,7 @@ import { tls } from '@libp2p/tls'
 import type { PrivateKey } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Logger } from 'pino'
-import { PIECE_PROTOCOL, servePiece, type PieceOpener } from '@damselfly/proto'
+import { PIECE_PROTOCOL, dfError, isDfError, servePiece, type PieceOpener } from '@damselfly/proto'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -16,6 +16,12 @@ export interface P2PNodeInit {
   /** In order of preference; libp2p negotiates the first one both ends support. */
   encrypters: readonly EncrypterName[]
   openPiece: PieceOpener
+  /**
+   * Whether a dialer may fetch pieces: a peer the swarm has registered and not expired. Others are
+   * refused with DF_ERR_PEER_NOT_ALLOWED (the seed holds every blob anyone pulled, private ones
+   * included; only cluster members may read it). Absent = everyone (tests).
+   */
+  isAllowed?: (peerId: string) => boolean
   onUploadedBytes: (n: number) => void
   logger: Logger
 }
@@ -53,12 +59,18 @@ export async function createP2PNode (init: P2PNodeInit): Promise<Libp2p> {
   await node.handle(PIECE_PROTOCOL, async (stream, connection) => {
     const started = Date.now()
     // servePiece starts reading before any await of its own (LIBP2P.md gotcha 2).
-    const result = await servePiece(stream, init.openPiece, {
+    const remote = connection.remotePeer.toString()
+    const open: PieceOpener = async (request, signal) => {
+      if (init.isAllowed !== undefined && !init.isAllowed(remote)) throw dfError('DF_ERR_PEER_NOT_ALLOWED', `peer ${remote} is not registered with this supernode`)
+      return await init.openPiece(request, signal)
+    }
+    const result = await servePiece(stream, open, {
       signal: AbortSignal.timeout(PIECE_STREAM_TIMEOUT_MS),
       onBytes: init.onUploadedBytes
     })
-    const fields = { peerId: connection.remotePeer.toString(), taskId: result.request?.taskId, pieceIndex: result.request?.index, bytes: result.bytes, ms: Date.now() - started }
-    if (result.error !== undefined) init.logger.debug({ ...fields, err: result.error }, 'piece upload failed')
+    const fields = { peerId: remote, taskId: result.request?.taskId, pieceIndex: result.request?.index, bytes: result.bytes, ms: Date.now() - started }
+    if (isDfError(result.error) && result.error.code === 'DF_ERR_PEER_NOT_ALLOWED') init.logger.warn(fields, 'piece refused: the dialer is not a registered peer')
+    else if (result.error !== undefined) init.logger.debug({ ...fields, err: result.error }, 'piece upload failed')
     else if (result.bytes > 0) init.logger.debug(fields, 'piece seeded')
   }, { maxInboundStreams: MAX_INBOUND_PIECE_STREAMS })
   return node

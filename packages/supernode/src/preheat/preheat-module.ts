@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { TaskInfo } from '@damselfly/proto'
+import type { RegistryTargetPolicy, TaskInfo } from '@damselfly/proto'
 import type { SupernodeConfig } from '../config.js'
 import type { RegisterInput } from '../seed/back-to-source.js'
+import { policyAgent } from '../seed/registry-access.js'
 import type { TaskBoard } from '../tasks/task-board.js'
 import type { HarborRoutesDeps } from './http/harbor-routes.js'
 import { LevelPreheatJobStore } from './level-job-store.js'
@@ -31,15 +32,30 @@ export function createPreheatModule (config: SupernodeConfig, deps: {
   board: TaskBoard
   register: (input: RegisterInput) => Promise<TaskInfo>
   store?: PreheatJobStore | undefined
+  /** Told the size of every manifest a preheat fetched (its blobs are counted by the seed). */
+  onUpstreamBytes?: ((n: number) => void) | undefined
+  /** Where manifest and token fetches may go (the seed's registry policy); absent = anywhere. */
+  policy?: RegistryTargetPolicy | undefined
 }): PreheatModule {
   const store = deps.store ?? new LevelPreheatJobStore(join(config.dataDir, 'preheat'))
   let credentials: RegistryCredentials = mergeCredentials(new Map(), config.registryAuth)
   let open = false
+  // A preheat URL, or a registry's token realm, must not point the supernode at a private address.
+  const policy = deps.policy
+  const dispatcher = policy === undefined ? undefined : policyAgent(policy, 30_000)
+  const fetchManifest = createManifestFetcher(dispatcher)
+  const fetchToken = createTokenFetcher(dispatcher)
   const service = new PreheatService({
     store,
     seeder: createBlobSeeder({ register: deps.register, board: deps.board }),
-    fetchManifest: createManifestFetcher(),
-    fetchToken: createTokenFetcher(),
+    fetchManifest: async (url, headers, signal) => {
+      policy?.check(url)
+      const manifest = await fetchManifest(url, headers, signal)
+      deps.onUpstreamBytes?.(manifest.body.byteLength)
+      return manifest
+    },
+    fetchToken: async (req, signal) => { policy?.check(req.realm); return await fetchToken(req, signal) },
+    ...(policy === undefined ? {} : { checkUrl: (url: string) => { policy.check(url) } }),
     credentials: () => credentials,
     defaults: { platforms: config.preheatPlatforms, concurrency: config.preheatConcurrency, timeoutMs: config.preheatTimeout },
     logger: deps.logger,

@@ -23,6 +23,8 @@ export interface PreheatServiceInit {
   now?: () => number
   /** Finished jobs are deleted this long after they finished; default 7 days. */
   retentionMs?: number
+  /** Throws (DF_ERR_REGISTRY_NOT_ALLOWED) for a registry the supernode may not fetch from. */
+  checkUrl?: (url: string) => void
 }
 
 /** A preheat request, after the provider API's own validation. */
@@ -128,6 +130,7 @@ export class PreheatService {
     if (this.#stopping) throw dfError('DF_ERR_SHUTTING_DOWN', 'supernode is stopping')
     // Stored without query or fragment: nothing else is used, and a query could carry a secret.
     const loc = parseManifestUrl(request.url)
+    this.#init.checkUrl?.(request.url)
     const headers = request.headers ?? {}
     const init: NewJob = {
       driver: request.driver,

@@ -77,6 +77,11 @@ export class BackToSource {
   async register (input: RegisterInput): Promise<TaskInfo> {
     if (this.#stopping) throw dfError('DF_ERR_SHUTTING_DOWN', 'supernode is stopping')
     const digest = parseDigest(input.digest)
+    // The URL is the caller's word: it must at least be a registry blob URL, so a task cannot make
+    // the supernode GET any path it likes (which hosts it may reach is the fetcher's policy).
+    if (!isBlobUrl(input.url)) {
+      throw dfError('DF_ERR_BAD_REQUEST', `task url must be a registry blob URL (<registry>/v2/<name>/blobs/<digest>), got ${JSON.stringify(redactUrl(input.url))}`)
+    }
     const taskId = taskIdFor(digest)
     const joined = this.#flights.get(taskId)
     if (joined !== undefined) return this.#current(await joined.ready)
@@ -222,6 +227,15 @@ export class BackToSource {
     } finally {
       if (!committed) await handle.close().catch(() => { /* already closed or never usable; data is deleted next */ })
     }
+  }
+}
+
+function isBlobUrl (url: string): boolean {
+  try {
+    const u = new URL(url)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '' && /\/v2\/.+\/blobs\/[^/]+$/.test(u.pathname)
+  } catch {
+    return false
   }
 }
 

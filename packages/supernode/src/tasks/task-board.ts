@@ -66,6 +66,11 @@ export class TaskBoard {
     return this.#entries.get(taskId)?.record
   }
 
+  /** Every known task record, for read-only views (the dashboard). */
+  records (): TaskRecord[] {
+    return [...this.#entries.values()].map(e => e.record)
+  }
+
   /** The task with its piece digests (loaded from the store on first use), or undefined. */
   async get (taskId: string): Promise<LiveTask | undefined> {
     const entry = this.#entries.get(taskId)

@@ -59,7 +59,9 @@ beforeAll(async () => {
     '/v2/app/manifests/shared': (res) => { res.writeHead(200, { 'content-type': OCI_MANIFEST }).end(sharedManifest) },
     [`/v2/app/blobs/${slowLayer.digest}`]: serveBytes(slowLayer.data, 1500)
   })
-  ;({ sn, stop } = await startTestSupernode({ preheatToken: TOKEN, token: CLUSTER }))
+  // The fake registry is on loopback: reachable only through a --registry entry.
+  const base = new URL(upstream.url('/'))
+  ;({ sn, stop } = await startTestSupernode({ preheatToken: TOKEN, token: CLUSTER, registry: [`${base.host}=${base.origin}`] }))
 })
 
 afterAll(async () => {
