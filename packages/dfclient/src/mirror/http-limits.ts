@@ -15,21 +15,10 @@ export const MAX_MIRROR_BODY_BYTES = 64 * 1024
 export function requestGate (concurrency: number, onRefused: (reason: GateRefusal) => void): RequestHandler {
   const gate = new ConcurrencyGate({ concurrency, queueLimit: gateQueueLimit(concurrency), queueTimeoutMs: GATE_WAIT_MS })
   return (_req, res, next) => {
-    const gone = new AbortController()
-    const onClose = (): void => { gone.abort() }
-    res.once('close', onClose)
-    gate.enter(gone.signal).then(entered => {
-      if (typeof entered !== 'function') {
-        if (gone.signal.aborted) return
-        onRefused(entered)
-        res.setHeader('Retry-After', '1')
-        sendOciError(res, 429, 'TOOMANYREQUESTS', `the mirror is at its limit of ${concurrency} concurrent requests; retry shortly`)
-        return
-      }
-      res.off('close', onClose)
-      if (gone.signal.aborted) { entered(); return }
-      res.once('close', entered)
-      next()
+    gate.holdWhileOpen(res, next, reason => {
+      onRefused(reason)
+      res.setHeader('Retry-After', '1')
+      sendOciError(res, 429, 'TOOMANYREQUESTS', `the mirror is at its limit of ${concurrency} concurrent requests; retry shortly`)
     }, next)
   }
 }

@@ -9,6 +9,12 @@ export interface ConcurrencyGateInit {
 /** Why `acquire` refused: the waiting room was full, or the wait (or the caller's signal) ran out. */
 export type GateRefusal = 'queue_full' | 'wait_timeout'
 
+/** What `holdWhileOpen` needs of a response: its `close` event. */
+export interface ClosingResponse {
+  once: (event: 'close', listener: () => void) => unknown
+  off: (event: 'close', listener: () => void) => unknown
+}
+
 interface Waiter {
   grant: (release: () => void) => void
 }
@@ -62,6 +68,28 @@ export class ConcurrencyGate {
       this.#queue.push(waiter)
       deadline.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /**
+   * Admits one HTTP response: waits for a slot while the response is open, holds the slot until it
+   * closes, then calls `admitted`; calls `refused` with the reason when the gate refuses it (not when
+   * the client went away while waiting: nobody is left to answer). Takes any emitter of `close`, so
+   * both servers' request gates share it without this package knowing their frameworks.
+   */
+  holdWhileOpen (res: ClosingResponse, admitted: () => void, refused: (reason: GateRefusal) => void, failed: (err: unknown) => void): void {
+    const gone = new AbortController()
+    const onClose = (): void => { gone.abort() }
+    res.once('close', onClose)
+    this.enter(gone.signal).then(entered => {
+      if (typeof entered !== 'function') {
+        if (!gone.signal.aborted) refused(entered)
+        return
+      }
+      res.off('close', onClose)
+      if (gone.signal.aborted) { entered(); return }
+      res.once('close', entered)
+      admitted()
+    }, failed)
   }
 
   #releaser (): () => void {

@@ -27,20 +27,9 @@ export const bodyLimit: RequestHandler = (req, res, next) => {
 export function requestGate (concurrency: number): RequestHandler {
   const gate = new ConcurrencyGate({ concurrency, queueLimit: gateQueueLimit(concurrency), queueTimeoutMs: GATE_WAIT_MS })
   return (_req, res, next) => {
-    const gone = new AbortController()
-    const onClose = (): void => { gone.abort() }
-    res.once('close', onClose)
-    gate.enter(gone.signal).then(entered => {
-      if (typeof entered !== 'function') {
-        if (gone.signal.aborted) return
-        res.setHeader('Retry-After', '1')
-        next(dfError('DF_ERR_TOO_MANY_REQUESTS', `the supernode is at its limit of ${concurrency} concurrent requests; retry shortly`, { details: { reason: entered } }))
-        return
-      }
-      res.off('close', onClose)
-      if (gone.signal.aborted) { entered(); return }
-      res.once('close', entered)
-      next()
+    gate.holdWhileOpen(res, next, reason => {
+      res.setHeader('Retry-After', '1')
+      next(dfError('DF_ERR_TOO_MANY_REQUESTS', `the supernode is at its limit of ${concurrency} concurrent requests; retry shortly`, { details: { reason } }))
     }, next)
   }
 }
