@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { dfError, isDfError, pieceRange, type PieceAvailability, type PieceLayout, type PieceResult, type PieceSource } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
 import { pollAvailability } from './availability-poll.js'
+import { PieceHandoff, type PieceLocation } from './piece-handoff.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory } from './ports.js'
 import { rankSources } from './rank-sources.js'
 import { PieceTimes, type SlowPieceLimits } from './slow-piece.js'
@@ -29,7 +30,6 @@ export interface PieceSchedulerInit {
   starvedMs?: number
 }
 
-
 export interface PieceSchedulerComponents {
   tasks: TaskDirectory
   fetcher: PieceFetcher
@@ -37,13 +37,7 @@ export interface PieceSchedulerComponents {
   events?: DownloadEvents
 }
 
-/**
- * Where the reader finds a piece: `undefined` means "in the cache" (staged or held; stream it with
- * `cache.readPieceBytes`), bytes mean the cache could not take it and the verified bytes are here.
- */
-export type PieceLocation = Uint8Array | undefined
-
-interface Deferred { resolve: (b: PieceLocation) => void, reject: (e: Error) => void }
+export type { PieceLocation } from './piece-handoff.js'
 
 /** A piece fetch under way: its current source and since when, and its slow-piece retry if any. */
 interface Running {
@@ -76,11 +70,7 @@ export class PieceScheduler {
   readonly #avail = new Map<number, PieceAvailability>()
   /** Position of each piece in the latest reply (the supernode's fetch order). */
   readonly #order = new Map<number, number>()
-  /** Verified pieces the cache could not stage, kept for the reader (a failing disk must not fail a pull). */
-  readonly #memory = new Map<number, Uint8Array>()
-  /** Pieces the reader can stream from the cache. */
-  readonly #inCache = new Set<number>()
-  readonly #waiters = new Map<number, Deferred>()
+  readonly #handoff: PieceHandoff
   readonly #inflight = new Set<number>()
   readonly #running = new Map<number, Running>()
   /** Pieces whose verified bytes are being staged: the other of two racing fetches drops its copy. */
@@ -97,8 +87,6 @@ export class PieceScheduler {
   readonly #failedSources = new Set<string>()
   /** Free receive buffers of `layout.pieceSize` bytes. */
   readonly #pool: Uint8Array[] = []
-  /** Commits still running: pieces are streamed first, made durable and reported after. */
-  readonly #commits = new Set<Promise<void>>()
   #cursor: number
   #polling = false
   #error: Error | undefined
@@ -110,6 +98,7 @@ export class PieceScheduler {
     this.#c = components
     this.#cursor = init.first
     this.#times = new PieceTimes(init.slowPiece)
+    this.#handoff = new PieceHandoff({ digest: init.digest, layout: init.layout, cache: components.cache, tasks: components.tasks, signal: this.#abort.signal, onFetched: i => { this.#pending.delete(i) } })
     this.#starvation = new StarvationWatch(init.starvedMs ?? STARVED_MS, () => {
       this.#fail(dfError('DF_ERR_PIECE_UNAVAILABLE', `no source served piece ${this.#cursor} of ${init.digest} for ${Math.round((init.starvedMs ?? STARVED_MS) / 1000)} s`))
     })
@@ -122,7 +111,7 @@ export class PieceScheduler {
     const { digest, first, last } = this.#init
     const cached = await this.#c.cache.get(digest)
     for (let i = first; i <= last; i++) {
-      if (cached?.pieces.has(i) === true || this.#c.cache.hasPieceBytes(digest, i)) this.#inCache.add(i)
+      if (cached?.pieces.has(i) === true || this.#c.cache.hasPieceBytes(digest, i)) this.#handoff.alreadyCached(i)
       else this.#pending.add(i)
     }
     this.#startPolling()
@@ -137,7 +126,7 @@ export class PieceScheduler {
     this.#abort.abort(new Error('piece scheduler stopped'))
     this.#fail(dfError('DF_ERR_SHUTTING_DOWN', 'download stopped'))
     this.#pool.length = 0
-    this.#memory.clear()
+    this.#handoff.dropMemory()
   }
 
   /**
@@ -145,7 +134,7 @@ export class PieceScheduler {
    * The reader awaits this before its last byte, so a completed response means a cached blob.
    */
   async settled (): Promise<void> {
-    while (this.#commits.size > 0) await Promise.all([...this.#commits])
+    await this.#handoff.settled()
   }
 
   /**
@@ -154,16 +143,14 @@ export class PieceScheduler {
    */
   async piece (index: number): Promise<PieceLocation> {
     this.#cursor = index
-    if (this.#inCache.has(index)) { this.#pump(); return undefined }
-    const bytes = this.#memory.get(index)
-    if (bytes !== undefined) {
-      this.#memory.delete(index)
+    if (this.#handoff.ready(index)) {
+      const location = this.#handoff.take(index)
       this.#pump()
-      return bytes
+      return location
     }
     // After a failure, pieces still in flight may complete; anything else will not.
     if (this.#error !== undefined && !this.#inflight.has(index)) throw this.#error
-    const promise = new Promise<PieceLocation>((resolve, reject) => { this.#waiters.set(index, { resolve, reject }) })
+    const promise = this.#handoff.wait(index)
     this.#pump()
     return await promise
   }
@@ -211,7 +198,7 @@ export class PieceScheduler {
     for (let i = this.#cursor; i <= end; i++) {
       if (!this.#pending.has(i) || this.#inflight.has(i) || this.#landing.has(i) || this.#retrying.has(i)) continue
       // Another download of the same blob (a second client) may have staged it meanwhile.
-      if (this.#c.cache.hasPieceBytes(digest, i)) { this.#pending.delete(i); this.#readable(i); continue }
+      if (this.#c.cache.hasPieceBytes(digest, i)) { this.#pending.delete(i); this.#handoff.readable(i); continue }
       const a = this.#avail.get(i)
       if (a === undefined || rankSources(a.sources, selfPeerId).length === 0) continue
       const nb = this.#notBefore.get(i) ?? 0
@@ -234,7 +221,7 @@ export class PieceScheduler {
   /** Gives P2P up when the reader has waited `starvedMs` for a piece no fetch is working on. */
   #checkStarved (): void {
     const i = this.#cursor
-    this.#starvation.update(this.#waiters.has(i) && !this.#inflight.has(i) && !this.#landing.has(i) && !this.#retrying.has(i))
+    this.#starvation.update(this.#handoff.waiting(i) && !this.#inflight.has(i) && !this.#landing.has(i) && !this.#retrying.has(i))
   }
 
   /**
@@ -245,7 +232,7 @@ export class PieceScheduler {
     if (this.#slowTimer !== undefined) { clearTimeout(this.#slowTimer); this.#slowTimer = undefined }
     const index = this.#cursor
     const run = this.#running.get(index)
-    if (run === undefined || run.retry !== undefined || run.source === undefined || !this.#waiters.has(index)) return
+    if (run === undefined || run.retry !== undefined || run.source === undefined || !this.#handoff.waiting(index)) return
     const now = performance.now()
     const wait = this.#times.msUntilSlow(now - run.since, run.received / run.size)
     if (wait > 0) {
@@ -293,7 +280,7 @@ export class PieceScheduler {
     if (this.#landing.has(index) || !this.#pending.has(index)) return // the first fetch won after all
     run.abort.abort(new Error('a retry from another source delivered the piece first'))
     this.#landed(index, source, bytes, performance.now() - began)
-    await this.#stage(index, a.digest, bytes)
+    await this.#handoff.stage(index, a.digest, bytes)
     this.#landing.delete(index)
   }
 
@@ -351,7 +338,7 @@ export class PieceScheduler {
         if (this.#landing.has(index) || !this.#pending.has(index)) return // the retry won
         run.retry?.abort.abort(new Error('the first fetch delivered the piece'))
         this.#landed(index, source, bytes, performance.now() - began)
-        pooled = await this.#stage(index, a.digest, bytes)
+        pooled = await this.#handoff.stage(index, a.digest, bytes)
         this.#landing.delete(index)
         return
       }
@@ -368,49 +355,9 @@ export class PieceScheduler {
       if (pooled && !signal.aborted) this.#pool.push(buffer)
       this.#inflight.delete(index)
       this.#running.delete(index)
-      const w = this.#waiters.get(index)
-      if (this.#error !== undefined && w !== undefined) {
-        this.#waiters.delete(index)
-        w.reject(this.#error)
-      }
+      if (this.#error !== undefined) this.#handoff.reject(index, this.#error)
       this.#pump()
     }
-  }
-
-  /**
-   * Writes a verified piece to the cache file and makes it readable there; its commit (data flush,
-   * metadata) and report run behind the reader. Returns whether `bytes` may be reused; when the cache
-   * cannot take the piece, the reader gets these bytes instead.
-   */
-  async #stage (index: number, pieceDigest: string, bytes: Uint8Array): Promise<boolean> {
-    const { digest, layout } = this.#init
-    try {
-      await this.#c.cache.stagePiece(digest, layout, index, bytes)
-    } catch {
-      if (this.#abort.signal.aborted) return false
-      // A full or failing disk must not fail the pull: the verified bytes still go to the client.
-      this.#pending.delete(index)
-      this.#deliver(index, bytes)
-      return false
-    }
-    if (this.#abort.signal.aborted) return true
-    this.#pending.delete(index)
-    this.#readable(index)
-    // Reported as soon as it is staged: the bytes are verified and readable from the file, which is
-    // all a peer needs (it verifies again). Waiting for the commit's flush would keep a cold herd on
-    // the seed for a flush time per piece. Durability only matters for this node's own restart.
-    this.#c.tasks.reportPieces(digest, [index])
-    const commit = (async () => {
-      try {
-        await this.#c.cache.commitPiece(digest, layout, index, pieceDigest)
-      } catch {
-        // Not durable: after a restart this node re-reports only committed pieces; the client and
-        // any peer already got verified bytes.
-      }
-    })()
-    this.#commits.add(commit)
-    void commit.finally(() => { this.#commits.delete(commit) })
-    return true
   }
 
   #result (r: PieceResult): void {
@@ -421,25 +368,6 @@ export class PieceScheduler {
     }
   }
 
-  #readable (index: number): void {
-    this.#inCache.add(index)
-    const w = this.#waiters.get(index)
-    if (w !== undefined) {
-      this.#waiters.delete(index)
-      w.resolve(undefined)
-    }
-  }
-
-  #deliver (index: number, bytes: Uint8Array): void {
-    const w = this.#waiters.get(index)
-    if (w !== undefined) {
-      this.#waiters.delete(index)
-      w.resolve(bytes)
-    } else {
-      this.#memory.set(index, bytes)
-    }
-  }
-
   /**
    * Stops starting fetches. Readers waiting on pieces not in flight get `err` now; pieces in flight
    * may still land (the reader takes them, then gets `err` at the first piece that cannot come).
@@ -447,11 +375,7 @@ export class PieceScheduler {
   #fail (err: Error): void {
     if (this.#error !== undefined) return
     this.#error = err
-    for (const [index, w] of [...this.#waiters]) {
-      if (this.#inflight.has(index) && !this.#abort.signal.aborted) continue
-      this.#waiters.delete(index)
-      w.reject(err)
-    }
+    this.#handoff.rejectAll(err, index => this.#inflight.has(index) && !this.#abort.signal.aborted)
   }
 }
 

@@ -3,7 +3,7 @@ import * as C from './constants.js'
 import { Swarm, type PiecePlan, type SwarmInit } from './swarm.js'
 
 // What planning does for swarms beyond a handful of peers: bounded work per piece, the same answers
-// when asked for only what a requester can start. The rules themselves are in swarm.test.ts.
+// when asked for only what a requester can start. The rules themselves are in swarm-*.test.ts.
 
 const SEED = { peerId: 'Seed', addrs: ['/ip4/10.0.0.1/tcp/8003'] }
 const T = 'sha256:task'

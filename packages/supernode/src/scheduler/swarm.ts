@@ -1,9 +1,12 @@
 import type { TaskState } from '@damselfly/proto'
 import { Holdings } from './holdings.js'
+import { Membership } from './membership.js'
 import { peerStateOf, Standing, type PeerRecord, type PeerState } from './peer-state.js'
 import { planPieces, type PlanState } from './plan-pieces.js'
 import { SeedClaims, SourceWaits } from './seed-fanout.js'
+import { SeedPace } from './seed-pace.js'
 import { DIGEST_MISMATCH_CODE, resolveOptions, type Options, type PiecePlan, type QuarantineStarted, type SwarmComponents, type SwarmInit, type TransferResult } from './swarm-types.js'
+import { TaskTable } from './task-table.js'
 import { UploadLedger } from './upload-ledger.js'
 
 export { DIGEST_MISMATCH_CODE } from './swarm-types.js'
@@ -21,16 +24,9 @@ export type { PiecePlan, QuarantineStarted, SourceAddress, SwarmComponents, Swar
  * from the injected clock once per event. The HTTP routes and the task board are the adapters that
  * turn requests and durable task changes into events (kraken's `scheduler/events.go` pattern).
  *
- * **Peer states** are in `peer-state.ts`. **Task states** mirror the durable task record:
- * ```
- *   (none) ──taskStarted──▶ running ──taskSucceeded──▶ succeeded
- *                           running ──taskFailed─────▶ failed      (holders and in-flight dropped)
- *   succeeded | failed ──taskStarted──▶ running   (fetched again)
- *   any ──taskForgotten──▶ (none)                 (holders kept: see taskForgotten)
- *   (none) ──taskLoaded (startup)──▶ succeeded | failed
- * ```
- * Only pieces whose digest the seed published are offered; a task that is not known or failed
- * offers nothing.
+ * **Peer states** are in `peer-state.ts` (membership: `membership.ts`). **Task states** mirror the
+ * durable task record (`task-table.ts`). Only pieces whose digest the seed published are offered; a
+ * task that is not known or failed offers nothing.
  *
  * **In flight.** Handing out a ranked list records a tentative assignment of the piece to its first
  * source, for the requester's next `ASSIGNMENT_WINDOW` lacking pieces only. It ends with the
@@ -44,7 +40,7 @@ export type { PiecePlan, QuarantineStarted, SourceAddress, SwarmComponents, Swar
  * requesters hold live claims on one piece unless a requester has waited out
  * `SOURCE_WAIT_LIMIT_MS`. Both time limits (`SEED_CLAIM_TTL_MS`, `SOURCE_WAIT_LIMIT_MS`) stretch to
  * `SLOW_SEED_TRANSFERS` typical seed transfers (a moving average of the `durationMs` of reported seed
- * successes) when those are slow, up to `MAX_STRETCHED_WAIT_MS`. A claim is renewed by its requester's polls and ends with the requester's
+ * successes, `seed-pace.ts`) when those are slow, up to `MAX_STRETCHED_WAIT_MS`. A claim is renewed by its requester's polls and ends with the requester's
  * failure result (which wakes pollers: the seed can be offered again), `SEED_ARRIVAL_GRACE_MS` after
  * its success result, with its held-piece report, its departure, or `SEED_CLAIM_TTL_MS` after its
  * last renewal. A requester told "no source yet" for a piece of its window has a wait recorded;
@@ -57,24 +53,12 @@ export type { PiecePlan, QuarantineStarted, SourceAddress, SwarmComponents, Swar
  * waking every poller for each would turn long-polls into a busy loop.
  */
 
-interface TaskEntry {
-  state: TaskState
-  pieceCount: number
-  published: Set<number>
-}
-
 export class Swarm {
   readonly #o: Options
   readonly #c: SwarmComponents
-  /**
-   * Announced peers in `lastSeen` order: every announce and heartbeat moves its peer to the end, so
-   * the peers silent past their TTL are always a prefix (found without walking every peer).
-   */
-  readonly #peers = new Map<string, PeerRecord>()
-  /** Live peers with an upload slot free, kept in step with the upload ledger (planning searches it). */
-  readonly #free = new Set<string>()
+  readonly #members: Membership
   readonly #standing: Standing
-  readonly #tasks = new Map<string, TaskEntry>()
+  readonly #tasks = new TaskTable()
   readonly #holdings = new Holdings()
   /** taskId → peerId → end of that peer's quarantine for the task. */
   readonly #taskQuarantine = new Map<string, Map<string, number>>()
@@ -83,18 +67,19 @@ export class Swarm {
   readonly #waits = new SourceWaits()
   readonly #changed = new Set<string>()
   #depth = 0
-  /** Moving average of reported successful seed transfer durations (ms); undefined before the first. */
-  #seedTransferMs: number | undefined
+  readonly #seedPace: SeedPace
   /** What planning a piece request reads and records into (`plan-pieces.ts`). */
   readonly #plan: PlanState
 
   constructor (init: SwarmInit, components: SwarmComponents) {
     this.#o = resolveOptions(init)
     this.#c = components
+    this.#seedPace = new SeedPace(this.#o)
+    this.#members = new Membership({ peerTtlMs: this.#o.peerTtlMs, maxUploadsPerPeer: this.#o.maxUploadsPerPeer })
     this.#uploads = new UploadLedger({
       assignmentTtlMs: this.#o.assignmentTtlMs,
       rateWindowMs: this.#o.rateWindowMs,
-      onInFlight: (source, inFlight) => { this.#trackFree(source, inFlight) }
+      onInFlight: (source, inFlight) => { this.#members.trackFree(source, inFlight) }
     })
     this.#standing = new Standing({ strikesToQuarantine: this.#o.globalQuarantineStrikes, strikeWindowMs: this.#o.strikeWindowMs, quarantineMs: this.#o.globalQuarantineMs })
     this.#plan = {
@@ -105,10 +90,10 @@ export class Swarm {
       waits: this.#waits,
       standing: this.#standing,
       taskQuarantine: this.#taskQuarantine,
-      freePeers: this.#free,
+      freePeers: this.#members.free,
       seed: () => this.#c.seed(),
       peer: peerId => this.peer(peerId),
-      silentPeers: now => this.#silentPeers(now),
+      silentPeers: now => this.#members.silent(now),
       sourceWaitLimitMs: () => this.sourceWaitLimitMs(),
       seedClaimTtlMs: () => this.seedClaimTtlMs()
     }
@@ -120,33 +105,28 @@ export class Swarm {
 
   /** The peer if it is announced and not silent for longer than the TTL. */
   peer (peerId: string): PeerRecord | undefined {
-    const p = this.#peers.get(peerId)
+    const p = this.#members.get(peerId)
     return p !== undefined && this.#c.now() - p.lastSeen <= this.#o.peerTtlMs ? p : undefined
   }
 
   /** `left` covers both "never announced" and "gone" (its record was dropped). */
   peerState (peerId: string): PeerState | 'left' {
-    const p = this.#peers.get(peerId)
+    const p = this.#members.get(peerId)
     return p === undefined ? 'left' : peerStateOf(p, this.#c.now(), this.#o.peerTtlMs, this.#standing)
   }
 
   /** Live peers (the `damselfly_peers` gauge). */
   peerCount (): number {
-    const now = this.#c.now()
-    let n = 0
-    for (const p of this.#peers.values()) if (now - p.lastSeen <= this.#o.peerTtlMs) n++
-    return n
+    return this.#members.liveCount(this.#c.now())
   }
 
   taskState (taskId: string): TaskState | undefined {
-    return this.#tasks.get(taskId)?.state
+    return this.#tasks.state(taskId)
   }
 
   /** Known tasks by state (the `damselfly_tasks` gauge). */
   tasksByState (): Record<TaskState, number> {
-    const counts: Record<TaskState, number> = { running: 0, succeeded: 0, failed: 0 }
-    for (const t of this.#tasks.values()) counts[t.state]++
-    return counts
+    return this.#tasks.countByState()
   }
 
   /** Live holders of a piece, quarantined or not. */
@@ -166,8 +146,7 @@ export class Swarm {
 
   /** Copies of every live peer's record, for read-only views (the dashboard). */
   livePeers (): PeerRecord[] {
-    const now = this.#c.now()
-    return [...this.#peers.values()].filter(p => now - p.lastSeen <= this.#o.peerTtlMs).map(p => ({ ...p, addrs: [...p.addrs] }))
+    return this.#members.liveCopies(this.#c.now())
   }
 
   /** Peers quarantined for the task now, with the end of each quarantine, for read-only views (the dashboard). */
@@ -189,36 +168,27 @@ export class Swarm {
    * The limits in force: the configured ones, stretched to `slowSeedTransfers` typical seed transfers
    * when seed transfers are slow (see `SLOW_SEED_TRANSFERS`), never beyond `maxStretchedWaitMs`.
    */
-  sourceWaitLimitMs (): number { return this.#stretched(this.#o.sourceWaitLimitMs) }
-  seedClaimTtlMs (): number { return this.#stretched(this.#o.seedClaimTtlMs) }
+  sourceWaitLimitMs (): number { return this.#seedPace.stretched(this.#o.sourceWaitLimitMs) }
+  seedClaimTtlMs (): number { return this.#seedPace.stretched(this.#o.seedClaimTtlMs) }
 
   // ---- events ----
 
   /** A peer announced itself (idempotent; holdings survive a re-announce of a live peer). */
   peerAnnounced (e: { peerId: string, addrs: readonly string[], hostname: string, version?: string | undefined }): void {
     this.#event(now => {
-      if (this.#peers.has(e.peerId) && this.peer(e.peerId) === undefined) this.#removePeer(e.peerId)
-      // Deleted first so that it moves to the end of the lastSeen order.
-      this.#peers.delete(e.peerId)
-      this.#peers.set(e.peerId, { peerId: e.peerId, addrs: [...e.addrs], hostname: e.hostname, ...(e.version === undefined ? {} : { version: e.version }), lastSeen: now })
+      if (this.#members.has(e.peerId) && this.peer(e.peerId) === undefined) this.#removePeer(e.peerId)
+      this.#members.announced({ peerId: e.peerId, addrs: [...e.addrs], hostname: e.hostname, ...(e.version === undefined ? {} : { version: e.version }), lastSeen: now })
       this.#uploads.describe(e.peerId, e.addrs)
-      this.#trackFree(e.peerId, this.#uploads.charged(e.peerId))
+      this.#members.trackFree(e.peerId, this.#uploads.charged(e.peerId))
     })
   }
 
   /** A heartbeat; false when the peer is unknown or already silent past its TTL (it must announce again). */
   peerHeartbeat (peerId: string): boolean {
     return this.#event(now => {
-      const p = this.#peers.get(peerId)
-      if (p === undefined) return false
-      if (now - p.lastSeen > this.#o.peerTtlMs) {
-        this.#removePeer(peerId)
-        return false
-      }
-      p.lastSeen = now
-      this.#peers.delete(peerId)
-      this.#peers.set(peerId, p)
-      return true
+      const seen = this.#members.heartbeat(peerId, now)
+      if (seen === 'silent') this.#removePeer(peerId)
+      return seen === 'live'
     })
   }
 
@@ -230,66 +200,48 @@ export class Swarm {
   /** Applies `peerExpired` to every silent peer and prunes lapsed standing; returns the expired ids. */
   expireSilentPeers (): string[] {
     return this.#event(now => {
-      const expired = [...this.#silentPeers(now)]
+      const expired = [...this.#members.silent(now)]
       for (const peerId of expired) this.#removePeer(peerId)
       this.#uploads.expire(now)
       this.#claims.prune(now)
-      this.#waits.prune(id => this.#peers.has(id))
+      this.#waits.prune(id => this.#members.has(id))
       this.#standing.prune(now)
       for (const [taskId, q] of this.#taskQuarantine) {
         for (const [peerId, until] of q) if (until <= now) q.delete(peerId)
         if (q.size === 0) this.#taskQuarantine.delete(taskId)
       }
       const seedId = this.#c.seed().peerId
-      this.#uploads.prune(id => id === seedId || this.#peers.has(id))
+      this.#uploads.prune(id => id === seedId || this.#members.has(id))
       return expired
     })
   }
 
   /** A task known from the durable store at startup. */
   taskLoaded (e: { taskId: string, pieceCount: number, state: TaskState }): void {
-    this.#event(() => {
-      const published = new Set<number>()
-      if (e.state === 'succeeded') for (let i = 0; i < e.pieceCount; i++) published.add(i)
-      this.#tasks.set(e.taskId, { state: e.state, pieceCount: e.pieceCount, published })
-    })
+    this.#event(() => { this.#tasks.loaded(e) })
   }
 
   /** A task (re)started fetching from upstream; no piece is published yet. */
   taskStarted (e: { taskId: string, pieceCount: number }): void {
     this.#event(() => {
-      const old = this.#tasks.get(e.taskId)
       // Same digest means same layout; a different count means the old holdings cannot be trusted.
-      if (old !== undefined && old.pieceCount !== e.pieceCount) this.#dropTaskSwarm(e.taskId)
-      this.#tasks.set(e.taskId, { state: 'running', pieceCount: e.pieceCount, published: new Set() })
+      if (this.#tasks.started(e)) this.#dropTaskSwarm(e.taskId)
     })
   }
 
   /** The seed hashed piece `index` and published its digest: it can now be offered. */
   pieceDigestPublished (e: { taskId: string, index: number }): void {
-    this.#event(() => {
-      const t = this.#tasks.get(e.taskId)
-      if (t !== undefined && t.state !== 'failed' && e.index < t.pieceCount) t.published.add(e.index)
-    })
+    this.#event(() => { this.#tasks.digestPublished(e) })
   }
 
   taskSucceeded (e: { taskId: string }): void {
-    this.#event(() => {
-      const t = this.#tasks.get(e.taskId)
-      if (t === undefined) return
-      t.state = 'succeeded'
-      for (let i = 0; i < t.pieceCount; i++) t.published.add(i)
-    })
+    this.#event(() => { this.#tasks.succeeded(e.taskId) })
   }
 
   /** The blob failed its digest or the fetch broke: its piece digests, and so every holding, are void. */
   taskFailed (e: { taskId: string }): void {
     this.#event(() => {
-      const t = this.#tasks.get(e.taskId)
-      if (t !== undefined) {
-        t.state = 'failed'
-        t.published.clear()
-      }
+      this.#tasks.failed(e.taskId)
       this.#dropTaskSwarm(e.taskId)
     })
   }
@@ -301,7 +253,7 @@ export class Swarm {
    */
   taskForgotten (e: { taskId: string }): void {
     this.#event(() => {
-      this.#tasks.delete(e.taskId)
+      this.#tasks.forget(e.taskId)
       this.#uploads.releaseWhere(a => a.taskId === e.taskId)
       this.#claims.dropTask(e.taskId)
       this.#waits.dropTask(e.taskId)
@@ -312,8 +264,7 @@ export class Swarm {
   piecesHeld (e: { taskId: string, peerId: string, indices: readonly number[] }): boolean {
     return this.#event(now => {
       if (this.peer(e.peerId) === undefined) return false
-      const t = this.#tasks.get(e.taskId)
-      if (t?.state === 'failed') return true
+      if (this.#tasks.state(e.taskId) === 'failed') return true
       this.#holdings.add(e.taskId, e.peerId, e.indices)
       // Holding a piece ends the peer's transfer of it, whether or not it reported a result.
       for (const index of e.indices) {
@@ -347,10 +298,7 @@ export class Swarm {
       if (e.source === this.#c.seed().peerId) {
         // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
         this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
-        if (e.durationMs !== undefined && Number.isFinite(e.durationMs) && e.durationMs >= 0) {
-          const a = this.#o.seedTransferEwma
-          this.#seedTransferMs = this.#seedTransferMs === undefined ? e.durationMs : a * e.durationMs + (1 - a) * this.#seedTransferMs
-        }
+        this.#seedPace.record(e.durationMs)
       }
       if (e.source === e.requester || e.bytes === undefined || e.bytes <= 0) return
       this.#uploads.recordSuccess(e.source, e.bytes, now)
@@ -395,12 +343,6 @@ export class Swarm {
 
   // ---- internals ----
 
-  #stretched (base: number): number {
-    const typical = this.#seedTransferMs
-    if (typical === undefined) return base
-    return Math.max(base, Math.min(this.#o.maxStretchedWaitMs, Math.round(this.#o.slowSeedTransfers * typical)))
-  }
-
   /** Runs one event: reads the clock once, and announces changed tasks when the outermost event ends. */
   #event<T> (apply: (now: number) => T): T {
     this.#depth++
@@ -416,7 +358,6 @@ export class Swarm {
     }
   }
 
-
   #quarantine (taskId: string, index: number, source: string, now: number): QuarantineStarted {
     let q = this.#taskQuarantine.get(taskId)
     if (q === undefined) this.#taskQuarantine.set(taskId, q = new Map())
@@ -429,22 +370,8 @@ export class Swarm {
     return { peerId: source, scope: 'global' }
   }
 
-  /** The prefix of `#peers` silent past the TTL (see `#peers`). */
-  * #silentPeers (now: number): Generator<string> {
-    for (const p of this.#peers.values()) {
-      if (now - p.lastSeen <= this.#o.peerTtlMs) return
-      yield p.peerId
-    }
-  }
-
-  #trackFree (peerId: string, inFlight: number): void {
-    if (this.#peers.has(peerId) && inFlight < this.#o.maxUploadsPerPeer) this.#free.add(peerId)
-    else this.#free.delete(peerId)
-  }
-
   #removePeer (peerId: string): boolean {
-    const existed = this.#peers.delete(peerId)
-    this.#free.delete(peerId)
+    const existed = this.#members.remove(peerId)
     for (const taskId of this.#holdings.dropPeer(peerId)) this.#changed.add(taskId)
     this.#uploads.releaseWhere(a => a.requester === peerId || a.source === peerId)
     this.#uploads.forget(peerId)
