@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -9,6 +8,7 @@ import {
   startSupernode, startThrottleProxy, stopAllProcesses,
   type BlobRef, type DamselflyProcess, type Registry, type TestImage, type ThrottleProxy
 } from '../harness/index.js'
+import { streamGet, waitFor } from '../harness/faults.js'
 
 // Several supernodes (issue 7): two supernodes, three dfclients that list both, one image with a big
 // layer. Each blob is owned by the supernode rendezvous hashing picks; the owner of the big layer is
@@ -29,24 +29,13 @@ if (!built && process.env.CI !== undefined) throw new Error('failover test needs
 interface Pulled { dfclient: string, digest: string, status: number, bytes: number, actual: string, source: string }
 
 async function pullBlob (df: DamselflyProcess, blob: BlobRef, ns: string): Promise<Pulled> {
-  const res = await request(`${df.httpUrl}/v2/${REPO}/blobs/${blob.digest}?ns=${encodeURIComponent(ns)}`, { headersTimeout: 90_000, bodyTimeout: 90_000 })
-  const hash = createHash('sha256')
-  let bytes = 0
-  for await (const chunk of res.body) {
-    hash.update(chunk as Buffer)
-    bytes += (chunk as Buffer).length
-  }
-  const source = res.headers['x-damselfly-source']
-  return { dfclient: df.process.name, digest: blob.digest, status: res.statusCode, bytes, actual: 'sha256:' + hash.digest('hex'), source: String(source) }
+  const got = await streamGet(`${df.httpUrl}/v2/${REPO}/blobs/${blob.digest}?ns=${encodeURIComponent(ns)}`, { timeoutMs: 90_000 })
+  return { dfclient: df.process.name, digest: blob.digest, status: got.status, bytes: got.bytes, actual: got.digest, source: String(got.headers['x-damselfly-source']) }
 }
 
+/** `waitFor` that answers instead of throwing (the test reports what it saw). */
 async function waitUntil (cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await cond()) return true
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return false
+  return await waitFor(cond, timeoutMs, 'condition').then(() => true, () => false)
 }
 
 describe.skipIf(!built)('several supernodes: the owner of a blob dies mid-pull', () => {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -8,6 +7,7 @@ import {
   startSupernode, stopAllProcesses,
   type BlobRef, type DamselflyProcess, type Metrics, type Registry, type TestImage
 } from '../harness/index.js'
+import { streamGet } from '../harness/faults.js'
 
 // The thundering herd on loopback (issue "Swarm", item 5): one registry, one supernode and six
 // dfclients; every dfclient asks for every blob of a cold image at the same moment. Asserted are bytes
@@ -37,20 +37,14 @@ interface Pulled {
 
 /** GETs a blob through a mirror, hashing the body as it streams; no timing, no retries. */
 async function pullBlob (df: DamselflyProcess, blob: BlobRef, query: string): Promise<Pulled> {
-  const res = await request(`${df.httpUrl}/v2/${REPO}/blobs/${blob.digest}${query}`, { headersTimeout: 120_000, bodyTimeout: 120_000 })
-  const hash = createHash('sha256')
-  let bytes = 0
-  for await (const chunk of res.body) {
-    hash.update(chunk as Buffer)
-    bytes += (chunk as Buffer).length
-  }
-  const source = res.headers['x-damselfly-source']
+  const got = await streamGet(`${df.httpUrl}/v2/${REPO}/blobs/${blob.digest}${query}`)
+  const source = got.headers['x-damselfly-source']
   return {
     dfclient: df.process.name,
     digest: blob.digest,
-    status: res.statusCode,
-    bytes,
-    actual: 'sha256:' + hash.digest('hex'),
+    status: got.status,
+    bytes: got.bytes,
+    actual: got.digest,
     source: String(Array.isArray(source) ? source[0] : source)
   }
 }

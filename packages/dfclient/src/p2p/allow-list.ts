@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import type { Logger } from 'pino'
 import { ALLOWED_PEERS_PATH, allowedPeersResponse } from '@damselfly/proto'
+import { RefreshLoop } from '../refresh-loop.js'
 
 export interface PeerAllowListInit {
   /**
@@ -39,25 +40,24 @@ export class PeerAllowList {
   readonly #seen = new Map<string, number>()
   readonly #versions = new Map<string, string>()
   readonly #lists = new Map<string, readonly string[]>()
-  #timer: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   #lastRefresh = 0
-  #stopped = false
+  readonly #loop: RefreshLoop
 
   constructor (init: PeerAllowListInit) {
     this.#init = init
     this.#now = init.now ?? Date.now
+    this.#loop = new RefreshLoop(async () => { await this.refresh() }, init.refreshMs ?? 5_000)
   }
 
   /** Fetches the first lists, then refreshes them periodically. */
   async start (): Promise<void> {
     await this.refresh()
-    this.#schedule()
+    this.#loop.start()
   }
 
   stop (): void {
-    this.#stopped = true
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#loop.stop()
   }
 
   /** Whether `peerId` may be served now, from what is known (no I/O). */
@@ -81,7 +81,7 @@ export class PeerAllowList {
       await this.#refreshing
       if (this.has(peerId)) return true
     }
-    for (let attempt = 0; attempt < MISS_REFRESHES && !this.#stopped; attempt++) {
+    for (let attempt = 0; attempt < MISS_REFRESHES && !this.#loop.stopped; attempt++) {
       const wait = this.#lastRefresh + MISS_REFRESH_MIN_MS - this.#now()
       if (wait > 0) {
         await new Promise(resolve => setTimeout(resolve, wait))
@@ -127,11 +127,5 @@ export class PeerAllowList {
       this.#versions.delete(url)
       this.#init.logger.debug({ supernode: url, err: err instanceof Error ? err.message : String(err) }, 'allow-list refresh failed')
     }
-  }
-
-  #schedule (): void {
-    if (this.#stopped) return
-    this.#timer = setTimeout(() => { void this.refresh().finally(() => { this.#schedule() }) }, this.#init.refreshMs ?? 5_000)
-    this.#timer.unref()
   }
 }

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import type { Logger } from 'pino'
 import { addressUrl, formatSupernodeSpec, type SupernodeSpec } from './endpoints.js'
+import { RefreshLoop } from '../refresh-loop.js'
 
 /** Resolves a name to its addresses (the port; tests pass a fake). */
 export type Resolve = (host: string, signal: AbortSignal) => Promise<string[]>
@@ -51,13 +52,13 @@ export class SupernodeDiscovery {
   #urls: string[] = []
   /** The same list as `urls`, as one array updated in place (see `live`). */
   readonly #live: string[] = []
-  #timer: NodeJS.Timeout | undefined
-  #stopped = false
+  readonly #loop: RefreshLoop
 
   constructor (init: DiscoveryInit, components: { logger: Logger, resolve?: Resolve }) {
     this.#init = init
     this.#resolve = components.resolve ?? systemResolve
     this.#logger = components.logger
+    this.#loop = new RefreshLoop(async () => { await this.refresh() }, init.refreshMs ?? DNS_REFRESH_MS)
     this.#urls = this.#collect()
     this.#live.push(...this.#urls)
   }
@@ -77,12 +78,12 @@ export class SupernodeDiscovery {
   /** Resolves every name once (bounded), then keeps refreshing in the background. */
   async start (): Promise<void> {
     await this.refresh()
-    this.#schedule()
+    // Only names change: a list of plain URLs is never looked at again.
+    if (this.#init.specs.some(s => s.kind === 'dns')) this.#loop.start()
   }
 
   stop (): void {
-    this.#stopped = true
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#loop.stop()
   }
 
   /** Resolves every `dns+` name now. */
@@ -99,7 +100,7 @@ export class SupernodeDiscovery {
         this.#logger.warn({ supernode: formatSupernodeSpec(spec), err: err instanceof Error ? err.message : String(err), kept }, 'resolving the supernode name failed; keeping its last addresses')
       }
     }))
-    if (this.#stopped) return
+    if (this.#loop.stopped) return
     const next = this.#collect()
     if (next.join('\n') === this.#urls.join('\n')) return
     this.#logger.info({ supernodes: next }, 'supernode set changed')
@@ -112,11 +113,5 @@ export class SupernodeDiscovery {
     const out: string[] = []
     this.#init.specs.forEach((spec, i) => { out.push(...(spec.kind === 'url' ? [spec.url] : this.#resolved.get(i) ?? [])) })
     return [...new Set(out)]
-  }
-
-  #schedule (): void {
-    if (this.#stopped || !this.#init.specs.some(s => s.kind === 'dns')) return
-    this.#timer = setTimeout(() => { void this.refresh().finally(() => { this.#schedule() }) }, this.#init.refreshMs ?? DNS_REFRESH_MS)
-    this.#timer.unref()
   }
 }
