@@ -13,6 +13,8 @@ export interface AvailabilityPollInit {
   signal: AbortSignal
   /** The piece the reader needs next, sent with each poll. */
   from: () => number
+  /** The read-ahead window: only pieces in [from, from + window) are asked about. */
+  window: number
   /** Whether to keep polling (pieces still missing, no failure). */
   wanted: () => boolean
   /** Each reply; return false to stop (the task failed). */
@@ -33,7 +35,7 @@ export async function pollAvailability (o: AvailabilityPollInit): Promise<void> 
     const waitMs = since === 0 ? 0 : pollWaitMs
     const asked = Date.now()
     try {
-      const res = await o.tasks.pollPieces(o.digest, since, waitMs, signal, o.from())
+      const res = await o.tasks.pollPieces(o.digest, since, waitMs, signal, { from: o.from(), window: o.window })
       failures = 0
       version = res.version
       if (!o.onReply(res)) return

@@ -169,6 +169,7 @@ export class PieceScheduler {
       maxPollFailures: this.#init.maxPollFailures,
       signal: this.#abort.signal,
       from: () => this.#cursor,
+      window: this.#init.window,
       wanted: () => this.#error === undefined && this.#pending.size > 0,
       onReply: (res) => {
         this.#order.clear()

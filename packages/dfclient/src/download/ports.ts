@@ -9,8 +9,11 @@ import type { PieceResult, PieceSource, PiecesResponse, TaskInfo } from '@damsel
 export interface TaskDirectory {
   /** Registers interest in a blob; resolves once its size is known. Throws DfErrors. */
   registerTask: (request: { digest: string, url: string, authorization?: string }, signal: AbortSignal) => Promise<TaskInfo>
-  /** Long-polls piece availability newer than `since`; `from` is the piece the reader needs next. */
-  pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal, from?: number) => Promise<PiecesResponse>
+  /**
+   * Long-polls piece availability newer than `since`; `at` is where the reader is: the piece it needs
+   * next and its read-ahead window (only pieces in that window are listed).
+   */
+  pollPieces: (digest: string, since: number, waitMs: number, signal: AbortSignal, at?: { from: number, window: number }) => Promise<PiecesResponse>
   /** Tells the supernode this peer now serves these pieces (fire and forget; the adapter batches). */
   reportPieces: (digest: string, indexes: number[]) => void
   /**

@@ -52,7 +52,7 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
   it('registers at the owner by the hash and polls there', async () => {
     const h = setup()
     await h.owned.registerTask({ digest: D, url: 'http://reg/v2/a/blobs/' + D }, AbortSignal.timeout(1000))
-    await h.owned.pollPieces(D, 7, 5000, AbortSignal.timeout(1000), 0)
+    await h.owned.pollPieces(D, 7, 5000, AbortSignal.timeout(1000), { from: 0, window: 64 })
     expect(h.calls).toEqual([`${h.owner.name} register`, `${h.owner.name} poll since=7 wait=5000`])
     expect(h.owned.endpoint).toBe(h.owner.e)
   })
@@ -61,7 +61,7 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
     const h = setup()
     await h.owned.registerTask({ digest: D, url: 'http://reg/v2/a/blobs/' + D, authorization: 'Bearer t' }, AbortSignal.timeout(1000))
     h.owner.state.fail = unreachable
-    const res = await h.owned.pollPieces(D, 7, 5000, AbortSignal.timeout(1000), 1)
+    const res = await h.owned.pollPieces(D, 7, 5000, AbortSignal.timeout(1000), { from: 1, window: 64 })
     expect(res.version).toBe(100)
     expect(h.calls).toEqual([`${h.owner.name} register`, `${h.owner.name} poll since=7 wait=5000`, `${h.next.name} register`, `${h.next.name} poll since=0 wait=0`])
     expect(h.owner.e.healthy).toBe(false)
@@ -70,7 +70,7 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
     // The next poll long-polls again; the dead owner coming back does not pull the download back.
     h.owner.state.fail = undefined
     h.ring.markHealthy(h.owner.e, h.owner.name === 'X' ? 'seed-x' : 'seed-y')
-    await h.owned.pollPieces(D, 100, 5000, AbortSignal.timeout(1000), 1)
+    await h.owned.pollPieces(D, 100, 5000, AbortSignal.timeout(1000), { from: 1, window: 64 })
     expect(h.calls.at(-1)).toBe(`${h.next.name} poll since=100 wait=5000`)
     h.owned.release()
   })
@@ -81,11 +81,11 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
     const seedSource = { peerId: '12D3KooWSeed', addrs: [], seed: true }
     h.owner.state.pieces = [0, 1, 2].map(index => ({ index, digest: digestOf(index), sources: [seedSource] }))
     await h.owned.registerTask({ digest: D, url: 'u' }, AbortSignal.timeout(1000))
-    expect((await h.owned.pollPieces(D, 0, 0, AbortSignal.timeout(1000), 0)).pieces).toHaveLength(3)
+    expect((await h.owned.pollPieces(D, 0, 0, AbortSignal.timeout(1000), { from: 0, window: 64 })).pieces).toHaveLength(3)
     h.owner.state.fail = unreachable
     // The new owner has published piece 0 only so far.
     h.next.state.pieces = [{ index: 0, digest: digestOf(0), sources: [{ peerId: '12D3KooWNewSeed', addrs: [], seed: true }] }]
-    const res = await h.owned.pollPieces(D, 5, 5000, AbortSignal.timeout(1000), 0)
+    const res = await h.owned.pollPieces(D, 5, 5000, AbortSignal.timeout(1000), { from: 0, window: 64 })
     expect(res.pieces.map(p => [p.index, p.sources.map(x => x.peerId)])).toEqual([[0, ['12D3KooWNewSeed']], [1, []], [2, []]])
     h.owned.release()
   })
@@ -94,7 +94,7 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
     const h = setup()
     await h.owned.registerTask({ digest: D, url: 'u' }, AbortSignal.timeout(1000))
     h.owner.state.fail = () => { h.owner.state.fail = undefined; return dfError('DF_ERR_TASK_UNKNOWN', 'no task') }
-    await h.owned.pollPieces(D, 3, 5000, AbortSignal.timeout(1000), 0)
+    await h.owned.pollPieces(D, 3, 5000, AbortSignal.timeout(1000), { from: 0, window: 64 })
     expect(h.calls.filter(c => c.endsWith('register'))).toEqual([`${h.owner.name} register`, `${h.owner.name} register`])
     expect(h.owner.e.healthy).toBe(true)
   })
@@ -104,7 +104,7 @@ describe('OwnedTask: a download follows its task to the next owner', () => {
     await h.owned.registerTask({ digest: D, url: 'u' }, AbortSignal.timeout(1000))
     h.owner.state.fail = unreachable
     h.next.state.fail = unreachable
-    await expect(h.owned.pollPieces(D, 3, 5000, AbortSignal.timeout(1000), 0)).rejects.toMatchObject({ code: 'DF_ERR_SUPERNODE_UNAVAILABLE' })
+    await expect(h.owned.pollPieces(D, 3, 5000, AbortSignal.timeout(1000), { from: 0, window: 64 })).rejects.toMatchObject({ code: 'DF_ERR_SUPERNODE_UNAVAILABLE' })
     expect(h.ring.healthy()).toEqual([])
   })
 })

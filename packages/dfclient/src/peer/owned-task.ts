@@ -72,14 +72,14 @@ export class OwnedTask implements TaskDirectory {
     return task
   }
 
-  pollPieces: TaskDirectory['pollPieces'] = async (digest, since, waitMs, signal, from) => {
+  pollPieces: TaskDirectory['pollPieces'] = async (digest, since, waitMs, signal, at) => {
     await this.#c.reporter.deliver(digest)
     for (;;) {
       const e = this.#endpoint
       if (e === undefined) throw dfError('DF_ERR_SUPERNODE_UNAVAILABLE', `task ${digest} is not registered`)
       const fresh = this.#fresh
       try {
-        const res = await e.client.pollPieces(digest, { peerId: this.#c.peerId, since: fresh ? 0 : since, waitMs: fresh ? 0 : waitMs, ...(from === undefined ? {} : { from }) }, signal)
+        const res = await e.client.pollPieces(digest, { peerId: this.#c.peerId, since: fresh ? 0 : since, waitMs: fresh ? 0 : waitMs, ...at }, signal)
         this.#fresh = false
         return fresh ? this.#afterMove(res) : this.#remember(res)
       } catch (err) {

@@ -50,6 +50,9 @@ describe('SupernodeClient', () => {
     const res = await client.pollPieces(DIGEST, { peerId: PEER, since: 2, waitMs: 100 })
     expect(res.version).toBe(3)
     expect(seen.at(-1)?.req.url).toContain('since=2&waitMs=100')
+    // Where the reader is: only its window is asked about.
+    await client.pollPieces(DIGEST, { peerId: PEER, since: 3, waitMs: 100, from: 5, window: 64 })
+    expect(seen.at(-1)?.req.url).toContain('from=5&window=64&since=3')
   })
 
   it('throws DF_ERR_SUPERNODE_UNAVAILABLE when nothing answers', async () => {

@@ -66,10 +66,11 @@ export class SupernodeClient {
    * Long-polls a task's pieces. `peerId` is required: the supernode lists the caller's lacking pieces
    * first and charges the assignments it hands out to it.
    */
-  async pollPieces (digest: string, query: { peerId: string, since?: number, waitMs?: number, from?: number }, signal?: AbortSignal): Promise<PiecesResponse> {
+  async pollPieces (digest: string, query: { peerId: string, since?: number, waitMs?: number, from?: number, window?: number }, signal?: AbortSignal): Promise<PiecesResponse> {
     const params = new URLSearchParams()
     params.set('peerId', query.peerId)
     if (query.from !== undefined) params.set('from', String(query.from))
+    if (query.from !== undefined && query.window !== undefined) params.set('window', String(query.window))
     if (query.since !== undefined) params.set('since', String(query.since))
     if (query.waitMs !== undefined) params.set('waitMs', String(query.waitMs))
     const q = params.toString()

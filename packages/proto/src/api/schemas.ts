@@ -85,7 +85,7 @@ export const taskInfo = z.object({
 })
 export type TaskInfo = z.infer<typeof taskInfo>
 
-// GET /api/v1/tasks/:digest/pieces?peerId=&since=&waitMs=&from= — who holds which piece, with piece digests.
+// GET /api/v1/tasks/:digest/pieces?peerId=&since=&waitMs=&from=&window= — who holds which piece, with piece digests.
 export const piecesQuery = z.object({
   peerId: peerIdString.optional(),
   /**
@@ -93,6 +93,14 @@ export const piecesQuery = z.object({
    * supernode assigns it pieces there (without it, the caller's lowest-indexed lacking pieces).
    */
   from: z.coerce.number().int().nonnegative().max(API_LIMITS.maxReportedPieces).optional(),
+  /**
+   * With `from`: list only the published pieces in [from, from + window), the ones the caller can
+   * fetch (it reads in order). A streaming dfclient sends its read-ahead window: the reply and the
+   * planning behind it then cost O(window), not O(pieces in the blob), which is what a herd of
+   * thousands of nodes, each polling on every change of the task, makes the supernode do. Without it
+   * every published piece is listed.
+   */
+  window: z.coerce.number().int().min(1).max(API_LIMITS.maxReportedPieces).optional(),
   /** The `version` of the caller's last reply: with `waitMs`, the call waits until something changes. */
   since: z.coerce.number().int().nonnegative().optional(),
   waitMs: z.coerce.number().int().min(0).max(API_LIMITS.maxWaitMs).optional()

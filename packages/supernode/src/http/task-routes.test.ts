@@ -141,3 +141,23 @@ describe('GET /tasks/:digest/pieces long-poll', () => {
     expect(sourcesOf(after, 1)).toEqual([SEED.peerId])
   })
 })
+
+describe('GET /tasks/:digest/pieces?from=&window=', () => {
+  it('lists only the pieces in the window, each with the digest and sources of a full reply', async () => {
+    const full = (await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R1}`)).json as PiecesResponse
+    // A fresh requester (R2) asks for the window [1, 3): pieces 1 and 2, not 0.
+    const windowed = await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R2}&from=1&window=2`)
+    expect(windowed.status).toBe(200)
+    const pieces = (windowed.json as PiecesResponse).pieces
+    expect(pieces.map(p => p.index).sort()).toEqual([1, 2])
+    for (const p of pieces) expect(p.digest).toBe(full.pieces.find(f => f.index === p.index)!.digest)
+  })
+
+  it('rejects a window that is not a positive integer', async () => {
+    for (const w of ['0', '-1', '1.5', 'x']) {
+      const r = await call('GET', `${apiPaths.pieces(DIGEST)}?peerId=${R2}&from=0&window=${w}`)
+      expect(r.status, w).toBe(400)
+      expect(r.json.error.code).toBe('DF_ERR_BAD_REQUEST')
+    }
+  })
+})

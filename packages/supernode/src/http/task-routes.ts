@@ -60,7 +60,7 @@ export function taskRoutes (deps: TaskRoutesDeps): Router {
     if (task === undefined) throw dfError('DF_ERR_TASK_UNKNOWN', `no task for ${taskId}`)
     // From here to res.json nothing awaits: the plan (and the assignments it records) matches the digests sent.
     const pieces: PieceAvailability[] = []
-    for (const plan of deps.swarm.piecesRequested({ taskId, requester: query.peerId, from: query.from })) {
+    for (const plan of deps.swarm.piecesRequested({ taskId, requester: query.peerId, from: query.from, window: query.window })) {
       const digest = task.pieces.get(plan.index)
       if (digest !== undefined) pieces.push({ index: plan.index, digest, sources: plan.sources })
     }

@@ -15,9 +15,9 @@ function setup (init: SwarmInit = {}) {
     swarm,
     advance: (ms: number) => { now += ms },
     announce: (...ids: string[]) => { for (const id of ids) swarm.peerAnnounced({ peerId: id, addrs: [], hostname: id }) },
-    task: (pieceCount: number) => {
+    task: (pieceCount: number, published: readonly number[] = Array.from({ length: pieceCount }, (_, i) => i)) => {
       swarm.taskStarted({ taskId: T, pieceCount })
-      for (let i = 0; i < pieceCount; i++) swarm.pieceDigestPublished({ taskId: T, index: i })
+      for (const i of published) swarm.pieceDigestPublished({ taskId: T, index: i })
     },
     /** Makes `id` hold one upload for someone else: an assignment on a private task. */
     saturate: (id: string, uploads: number) => {
@@ -113,6 +113,39 @@ describe('startableOnly: only what the requester can start, with the same answer
         // Its pieces come in the full reply's order.
         const order = full.map(p => p.index).filter(i => some.some(p => p.index === i))
         expect(some.map(p => p.index)).toEqual(order)
+      }
+      both(h => { h.advance(700) })
+      for (const p of peers) expect(b.swarm.inFlight(p)).toBe(a.swarm.inFlight(p))
+      expect(b.swarm.inFlight('Seed')).toBe(a.swarm.inFlight('Seed'))
+      for (const r of peers.slice(0, 12)) expect(b.swarm.msUntilWaitLimit(T, r)).toBe(a.swarm.msUntilWaitLimit(T, r))
+    }
+  })
+})
+
+describe('window: only the pieces the requester can fetch, with the same answers and the same records', () => {
+  it('lists exactly the published pieces in [from, from + window), each with the plan a full request returns, and leaves the same state', () => {
+    const a = setup()
+    const b = setup()
+    const both = (f: (h: ReturnType<typeof setup>) => void): void => { f(a); f(b) }
+    const peers = ids(30, 'P')
+    // A blob longer than the window, 9 in 10 pieces published: the window skips the unpublished ones.
+    const n = C.ASSIGNMENT_WINDOW + 40
+    const published = Array.from({ length: n }, (_, i) => i).filter(i => i % 10 !== 9)
+    both(h => { h.announce(...peers); h.task(n, published) })
+    peers.forEach((p, k) => { both(h => { h.swarm.piecesHeld({ taskId: T, peerId: p, indices: published.filter(i => (i * 7 + k) % 5 === 0 && i < 10 + 3 * k) }) }) })
+    both(h => { h.saturate('P0003', 4); h.saturate('P0007', 2) })
+    // The dfclient's window is the scheduler's assignment window (blob-download.ts).
+    const window = C.ASSIGNMENT_WINDOW
+    for (let round = 0; round < 5; round++) {
+      for (const r of peers.slice(0, 12)) {
+        const from = (round * 7 + 3 * peers.indexOf(r)) % 60
+        const full = a.swarm.piecesRequested({ taskId: T, requester: r, from })
+        const some = b.swarm.piecesRequested({ taskId: T, requester: r, from, window })
+        const expected = full.map(p => p.index).filter(i => i >= from && i < from + window)
+        // Held pieces included, in the full reply's order.
+        expect(some.map(p => p.index)).toEqual(expected)
+        const byIndex = new Map(full.map(p => [p.index, p]))
+        for (const p of some) expect(p).toEqual(byIndex.get(p.index))
       }
       both(h => { h.advance(700) })
       for (const p of peers) expect(b.swarm.inFlight(p)).toBe(a.swarm.inFlight(p))

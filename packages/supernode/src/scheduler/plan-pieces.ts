@@ -50,6 +50,13 @@ export interface PlanRequest {
    * cost independent of the blob's piece count.
    */
   startableOnly?: boolean | undefined
+  /**
+   * With `from`: plan only the published pieces in [from, from + window), held ones included (the
+   * requester fetches nowhere else). Each plan is the one a full request returns for that piece and the
+   * request records exactly what a full one records: only window pieces are ever assigned, claimed,
+   * waited for or advance a holder cursor, and the pieces left out are ranked without side effects.
+   */
+  window?: number | undefined
 }
 
 /**
@@ -88,12 +95,13 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
   // lacking pieces in [from, from + window); else its lowest-indexed lacking pieces (it streams in
   // order). Assigning outside the pieces it fetches would hand it pieces it never starts. Ties inside
   // the window are broken per requester, so concurrent requesters start on different pieces.
-  const next = nextPieces(s, t, requester === undefined ? () => false : s.holdings.heldBy(taskId, requester), r.from)
+  const next = nextPieces(s, t, requester === undefined ? () => false : s.holdings.heldBy(taskId, requester), r.from, r.window)
   const window = new Set(live === undefined ? [] : next)
   const spread = requester === undefined ? undefined : spreadRanker(requester)
   const demands: PieceDemand[] = []
   const startableOnly = r.startableOnly === true
-  for (const index of startableOnly ? next : publishedPieces(t)) {
+  const listed = startableOnly ? next : r.window !== undefined && r.from !== undefined ? publishedPieces(t, r.from, r.window) : publishedPieces(t)
+  for (const index of listed) {
     const set = holderSet(index)
     // `next` holds only pieces the requester lacks.
     const held = !startableOnly && requester !== undefined && set.has(requester)
@@ -186,20 +194,23 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
   return plans
 }
 
-/** Published pieces in index order. */
-function publishedPieces (t: PlanTask): number[] {
+/** Published pieces in index order (those in [from, from + count) when given). */
+function publishedPieces (t: PlanTask, from = 0, count = t.pieceCount): number[] {
   const out: number[] = []
-  for (let i = 0; i < t.pieceCount; i++) if (t.published.has(i)) out.push(i)
+  const end = Math.min(t.pieceCount, from + count)
+  for (let i = from; i < end; i++) if (t.published.has(i)) out.push(i)
   return out
 }
 
 /**
  * The requester's next pieces, ascending: its lacking published pieces in [from, from + window) with
- * `from`, else its lowest-indexed lacking published pieces (at most `assignmentWindow` either way).
+ * `from`, else its lowest-indexed lacking published pieces (at most `assignmentWindow` either way,
+ * and never past the window the requester named).
  */
-function nextPieces (s: PlanState, t: PlanTask, held: (index: number) => boolean, from: number | undefined): number[] {
+function nextPieces (s: PlanState, t: PlanTask, held: (index: number) => boolean, from: number | undefined, window: number | undefined): number[] {
   const out: number[] = []
-  const w = s.o.assignmentWindow
+  // A requester that names its window is never assigned beyond it.
+  const w = from === undefined || window === undefined ? s.o.assignmentWindow : Math.min(window, s.o.assignmentWindow)
   const start = from ?? 0
   const end = from === undefined ? t.pieceCount : Math.min(t.pieceCount, from + w)
   for (let i = start; i < end && out.length < w; i++) {

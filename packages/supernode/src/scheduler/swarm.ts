@@ -282,7 +282,7 @@ export class Swarm {
    * lacking pieces is assigned to its first source (`pieceAssigned`), and later pieces in the same
    * reply see that load.
    */
-  piecesRequested (e: { taskId: string, requester?: string | undefined, from?: number | undefined, startableOnly?: boolean | undefined }): PiecePlan[] {
+  piecesRequested (e: { taskId: string, requester?: string | undefined, from?: number | undefined, window?: number | undefined, startableOnly?: boolean | undefined }): PiecePlan[] {
     return this.#event(now => {
       const t = this.#tasks.get(e.taskId)
       if (t === undefined || t.state === 'failed') return []
