@@ -21,7 +21,7 @@ const seed: PieceSource = { peerId: 'QmSeed', addrs: ['/ip4/127.0.0.1/tcp/1'], s
 const peerA: PieceSource = { peerId: 'QmPeerA', addrs: ['/ip4/127.0.0.1/tcp/2'], seed: false }
 const self: PieceSource = { peerId: SELF, addrs: ['/ip4/127.0.0.1/tcp/3'], seed: false }
 
-function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?: PieceSource[], pollFails?: boolean, order?: number[], sourceless?: { index: number, polls: number } } = {}): TaskDirectory & { reported: number[], results: PieceResult[], polls: number } {
+function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?: PieceSource[], pollFails?: boolean, order?: number[] } = {}): TaskDirectory & { reported: number[], results: PieceResult[], polls: number } {
   const t = {
     reported: [] as number[],
     results: [] as PieceResult[],
@@ -38,8 +38,7 @@ function fakeTasks (task: TaskInfo, pieceDigests: string[], options: { sources?:
         })
       }
       const order = options.order ?? pieceDigests.map((_, i) => i)
-      const sourceless = (index: number): boolean => options.sourceless?.index === index && t.polls <= options.sourceless.polls
-      return { task, version: 1, pieces: order.map(index => ({ index, digest: pieceDigests[index] as string, sources: sourceless(index) ? [] : options.sources ?? [self, peerA, seed] })) }
+      return { task, version: 1, pieces: order.map(index => ({ index, digest: pieceDigests[index] as string, sources: options.sources ?? [self, peerA, seed] })) }
     },
     reportPieces: (_d: string, indexes: number[]) => { t.reported.push(...indexes) },
     reportPieceResults: (_d: string, results: PieceResult[]) => { t.results.push(...results) }
@@ -206,39 +205,14 @@ describe('BlobDownload', () => {
     const tasks = { ...fakeTasks(fx.task, fx.pieceDigests), registerTask: async () => { throw dfError('DF_ERR_UPSTREAM_REJECTED', 'nope', { details: { status: 401 } }) } }
     await expect(openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, { tasks, fetcher: fakeFetcher(fx.bytes), cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)).rejects.toMatchObject({ code: 'DF_ERR_UPSTREAM_REJECTED' })
   })
-  it('starts the reader\'s piece first, the others in the order the supernode lists them (rarest first), and streams in order', async () => {
+  it('starts fetches in the order the supernode lists pieces (rarest first) and still streams in order', async () => {
     const fx = blobFixture(22 * MiB) // 6 pieces
     const order = [5, 3, 1, 0, 2, 4]
     const fetcher = fakeFetcher(fx.bytes)
     const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, concurrency: 1 }, { tasks: fakeTasks(fx.task, fx.pieceDigests, { order }), fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
     const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
     expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
-    const calls = fetcher.calls.map(([, i]) => i)
-    // Piece 0, listed fourth, goes first: the reader is waiting for it.
-    expect(calls[0]).toBe(0)
-    expect([...calls].sort()).toEqual([0, 1, 2, 3, 4, 5])
-  })
-
-  it('keeps a fetch slot for the reader\'s piece while it has no source, and starts it once one appears', async () => {
-    const fx = blobFixture(22 * MiB) // 6 pieces
-    const fetcher = fakeFetcher(fx.bytes, { delayMs: () => 30 })
-    let inFlight = 0
-    let maxBeforeReaderPiece = 0
-    let readerPieceStarted = false
-    const counting: PieceFetcher = {
-      fetchPiece: async (source, request, expected, signal, into, onBytes) => {
-        if (request.index === 0) readerPieceStarted = true
-        inFlight++
-        if (!readerPieceStarted) maxBeforeReaderPiece = Math.max(maxBeforeReaderPiece, inFlight)
-        try { return await fetcher.fetchPiece(source, request, expected, signal, into, onBytes) } finally { inFlight-- }
-      }
-    }
-    const tasks = fakeTasks(fx.task, fx.pieceDigests, { order: [5, 4, 3, 2, 1, 0], sourceless: { index: 0, polls: 2 } })
-    const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF, concurrency: 4 }, { tasks, fetcher: counting, cache: new MemoryPieceCache(), upstream: noUpstream }, new AbortController().signal)
-    const out = await collect(dl.read({ start: 0, end: fx.bytes.byteLength - 1 }, new AbortController().signal))
-    expect(Buffer.from(out).equals(Buffer.from(fx.bytes))).toBe(true)
-    expect(readerPieceStarted).toBe(true)
-    expect(maxBeforeReaderPiece).toBe(3)
+    expect(fetcher.calls.map(([, i]) => i)).toEqual(order)
   })
 
   it('keeps to the window: no fetch runs further than `window` pieces ahead of the reader', async () => {

@@ -206,18 +206,10 @@ export class PieceScheduler {
       if (nb > now) { earliest = Math.min(earliest, nb); continue }
       candidates.push(i)
     }
-    // Inside the window, start fetches in the supernode's order (rarest first, the reader's piece
-    // before all), not by index.
-    const c = this.#cursor
-    candidates.sort((x, y) => Number(y === c) - Number(x === c) || (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
-    // While the piece the reader waits for has no fetch and no source, one slot stays free for it:
-    // the supernode then counts it as the requester's active piece, its wait for a source runs on
-    // until the seed is offered, and it starts the moment a source appears (rank-sources.ts
-    // `orderPieces` says why; without this the reader starved while rarer pieces ahead took every slot).
-    const blocked = this.#pending.has(c) && !this.#inflight.has(c) && !this.#landing.has(c) && !this.#retrying.has(c) && candidates[0] !== c
-    const limit = blocked ? Math.max(1, concurrency - 1) : concurrency
+    // Inside the window, start fetches in the supernode's order (rarest first), not by index.
+    candidates.sort((x, y) => (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
     for (const i of candidates) {
-      if (this.#inflight.size >= limit) break
+      if (this.#inflight.size >= concurrency) break
       void this.#fetch(i, this.#avail.get(i) as PieceAvailability)
     }
     if (earliest !== Infinity && this.#timer === undefined) {

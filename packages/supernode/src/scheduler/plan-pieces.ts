@@ -109,8 +109,7 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
       index,
       holders: eligibleCount(set, others, held),
       held,
-      ...(spread !== undefined && window.has(index) ? { spread: spread(index) } : {}),
-      ...(index === r.from && window.has(index) ? { urgent: true } : {})
+      ...(spread !== undefined && window.has(index) ? { spread: spread(index) } : {})
     })
   }
 

@@ -136,23 +136,13 @@ export interface PieceDemand {
   held: boolean
   /** Tie-break among equally rare lacking pieces (lower first); undefined sorts after any number. */
   spread?: number | undefined
-  /** The piece the requester's reader waits for (its `from`): first among the lacking pieces. */
-  urgent?: boolean | undefined
 }
 
-/**
- * Lacking pieces rarest first (ties by `spread`, then index), then held pieces by index; the piece the
- * requester's reader is blocked on goes before every other lacking piece. Why: a streaming client
- * gains nothing from rare pieces ahead while its reader waits, and with a read-ahead window of 64 the
- * blocked piece (often a common one whose holders are all busy) could lose every free fetch slot to
- * rarer pieces for as long as the herd lasts — measured: 16 hosts on 2 cores, readers waited 30 s and
- * fell back to the registry. First in order, it takes a fetch slot as soon as it has a source, and
- * its wait for one runs without interruption until the seed is offered (`SOURCE_WAIT_LIMIT_MS`).
- */
+/** Lacking pieces rarest first (ties by `spread`, then index), then held pieces by index. */
 export function orderPieces (pieces: readonly PieceDemand[]): PieceDemand[] {
   return [...pieces].sort((a, b) =>
     Number(a.held) - Number(b.held) ||
-    (a.held ? 0 : Number(b.urgent === true) - Number(a.urgent === true) || a.holders - b.holders || cmp(a.spread ?? Infinity, b.spread ?? Infinity)) ||
+    (a.held ? 0 : a.holders - b.holders || cmp(a.spread ?? Infinity, b.spread ?? Infinity)) ||
     a.index - b.index)
 }
 

@@ -19,23 +19,6 @@ describe('Swarm: rarest piece first', () => {
     })
   }
 
-  it('the piece the requester reads next (`from`) goes before rarer ones; without `from`, rarest first', () => {
-    const h = setup()
-    h.announce('A', 'B', 'R')
-    h.task(T, 4)
-    // Piece 1 is the most common; pieces 2 and 3 only the seed has.
-    h.hold(T, 'A', 1)
-    h.hold(T, 'B', 1)
-    h.hold(T, 'A', 0)
-    const fromOne = h.swarm.piecesRequested({ taskId: T, requester: 'R', from: 1 }).map(p => p.index)
-    // 1 (two holders) first; then 2 and 3 (seed only, in R's tie order), then 0 (one holder).
-    expect(fromOne[0]).toBe(1)
-    expect(new Set(fromOne.slice(1, 3))).toEqual(new Set([2, 3]))
-    expect(fromOne[3]).toBe(0)
-    // Anonymous: plain rarest first, so the common piece 1 comes last.
-    expect(h.ask(T).order).toEqual([2, 3, 0, 1])
-  })
-
   it('quarantined holders do not count towards rarity', () => {
     const h = setup()
     h.announce('A', 'B', 'R', 'X')

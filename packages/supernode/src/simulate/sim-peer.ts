@@ -171,7 +171,7 @@ export class SimPeer {
     }
   }
 
-  /** piece-scheduler.ts `#pump`: window pieces with a source, the reader's first, then in the latest reply's order. */
+  /** piece-scheduler.ts `#pump`: window pieces with a source, in the latest reply's order. */
   #pump (): void {
     const w = this.#w
     const now = w.q.now
@@ -182,13 +182,9 @@ export class SimPeer {
       if ((this.#notBefore.get(i) ?? 0) > now) continue
       if (this.#hasSource(i)) candidates.push(i)
     }
-    const c = this.#cursor
-    candidates.sort((x, y) => Number(y === c) - Number(x === c) || (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
-    // The dfclient keeps one slot for the reader's piece while it has no fetch and no source.
-    const blocked = this.#held[c] === 0 && !this.#inflight.has(c) && candidates[0] !== c
-    const limit = blocked ? Math.max(1, w.concurrency - 1) : w.concurrency
+    candidates.sort((x, y) => (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
     for (const i of candidates) {
-      if (this.#inflight.size >= limit) break
+      if (this.#inflight.size >= w.concurrency) break
       this.#start({ index: i, sources: this.#ranked(i), tried: 0, source: '', startedAt: now })
     }
   }
