@@ -94,8 +94,12 @@ describe.skipIf(!built)('piece-cache quota', () => {
     // The first image's big layer was the least recently used when the third image arrived.
     const evicted = images[0]!.layers[1]!.digest
     const kept = images[2]!.layers[1]!.digest
+    // The dfclient resyncs by leaving (its holdings clear at once), announcing again and re-reporting what
+    // it still holds: wait for the whole resync, not just its first step.
+    const resynced = async (): Promise<boolean> =>
+      !(await holders(supernode.httpUrl, evicted)).includes(dfclient.peerId) && (await holders(supernode.httpUrl, kept)).includes(dfclient.peerId)
     const deadline = Date.now() + 30_000
-    while ((await holders(supernode.httpUrl, evicted)).includes(dfclient.peerId) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
+    while (!(await resynced()) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
     expect(await holders(supernode.httpUrl, evicted)).not.toContain(dfclient.peerId)
     expect(await holders(supernode.httpUrl, kept)).toContain(dfclient.peerId)
 
