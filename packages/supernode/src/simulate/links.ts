@@ -22,6 +22,8 @@ export interface Transfer {
   /** Current rate in bytes per ms. */
   rate: number
   at: number
+  /** When its pending finish event runs (Infinity: none pending). */
+  due: number
   /** Bumped on every reschedule: a finish event of an older version is stale. */
   version: number
   live: boolean
@@ -52,7 +54,7 @@ export class Network {
   /** Starts sending `bytes` from `src` to `dst`; `onDone` runs when the last byte arrives. */
   start (src: Host, dst: Host, bytes: number, onDone: (t: Transfer) => void): Transfer {
     const now = this.#q.now
-    const t: Transfer = { src, dst, bytes, startedAt: now, remaining: bytes, rate: 0, at: now, version: 0, live: true, onDone, finish: (version: number) => { this.#finish(t, version) } }
+    const t: Transfer = { src, dst, bytes, startedAt: now, remaining: bytes, rate: 0, at: now, due: Infinity, version: 0, live: true, onDone, finish: (version: number) => { this.#finish(t, version) } }
     src.uploads.add(t)
     dst.downloads.add(t)
     this.#reshare(src, dst)
@@ -85,15 +87,28 @@ export class Network {
     if (rate === t.rate) return
     this.#settle(t)
     t.rate = rate
+    // A transfer slowed down keeps its pending event, which finds bytes left and schedules the rest:
+    // each start on a busy link slows every transfer on it, and an event per slowed transfer was most
+    // of a large run's events. Only one that now ends earlier than its pending event needs a new one.
+    // The transfer carries its own handler (no closure per event); an event of an older version is stale.
+    const due = this.#q.now + t.remaining / rate
+    if (due >= t.due) return
+    t.due = due
     t.version++
-    // One finish event per reschedule: the transfer carries its own handler (no closure per event),
-    // and a finish whose version is stale does nothing.
-    this.#q.at(this.#q.now + t.remaining / rate, t.finish, t.version)
+    this.#q.at(due, t.finish, t.version)
   }
 
   #finish (t: Transfer, version: number): void {
     if (!t.live || t.version !== version) return
+    this.#settle(t)
+    // Slowed down since this event was set: the rest goes at the current rate.
+    if (t.remaining > t.bytes * 1e-9) {
+      t.due = this.#q.now + t.remaining / t.rate
+      this.#q.at(t.due, t.finish, t.version)
+      return
+    }
     t.remaining = 0
+    t.due = Infinity
     t.src.uploaded += t.bytes
     this.#end(t)
     t.onDone(t)
