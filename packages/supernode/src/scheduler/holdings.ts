@@ -1,48 +1,101 @@
+import type { PeerEntry } from './peer-entry.js'
+
 /**
- * The holders of one piece: O(1) add, remove and membership, indexed access, and a rotating cursor
- * from which bounded planning samples holders (`plan-pieces.ts`), so that a piece held by thousands
- * of peers is never walked whole per request and successive requesters are shown different holders.
- * Order is arbitrary (removal swaps the last holder into the gap).
+ * The holders of one piece: O(1) add and membership, indexed access, and a rotating cursor from which
+ * bounded planning samples holders (`plan-pieces.ts`), so that a piece held by thousands of peers is
+ * never walked whole per request and successive requesters are shown different holders. Order is
+ * arbitrary (removal swaps the last holder into the gap).
+ *
+ * Holders are kept with their slots (`PeerEntry.slot`) in a typed array, so planning tests a holder by
+ * slot without reading its entry. Membership of a set past `SMALL_SET` holders is a bit per slot:
+ * planning asks "does this peer hold the piece?" hundreds of times per poll, and at 10,000 peers a
+ * lookup in a map of thousands of holders was a cache miss each time (the bits of a piece at 10,000
+ * peers are 1.25 KB). A small set, the common case for the many blobs few nodes hold, scans its
+ * slots instead and costs no more than its holders. Removal (a departing peer, a bad piece: rare)
+ * finds the holder by scanning the slots.
  */
-export class HolderSet implements Iterable<string> {
-  readonly #ids: string[] = []
-  readonly #pos = new Map<string, number>()
+export class HolderSet implements Iterable<PeerEntry> {
+  readonly #peers: PeerEntry[] = []
+  /** The slots of `#peers`, position by position. */
+  #slots = new Int32Array(0)
+  /** Bit `slot` set for each holder once the set outgrew `SMALL_SET` (words past the end: none). */
+  #bits: Uint32Array | undefined
   /** Where the next rotating sample starts; kept below `size` (or 0). */
   #cursor = 0
 
-  get size (): number { return this.#ids.length }
+  get size (): number { return this.#peers.length }
 
-  has (peerId: string): boolean { return this.#pos.has(peerId) }
+  has (peer: PeerEntry): boolean {
+    const bits = this.#bits
+    const slot = peer.slot
+    if (bits === undefined) return this.#find(slot) >= 0
+    const word = slot >>> 5
+    return word < bits.length && ((bits[word] as number) & (1 << (slot & 31))) !== 0
+  }
 
   /** The holder at position `i` (0 ≤ i < size). */
-  at (i: number): string { return this.#ids[i] as string }
+  at (i: number): PeerEntry { return this.#peers[i] as PeerEntry }
+
+  /** `at(i).slot`. */
+  slotAt (i: number): number { return this.#slots[i] as number }
 
   get cursor (): number { return this.#cursor }
 
   /** Moves the sampling cursor (wrapped into range). */
-  set cursor (c: number) { this.#cursor = this.#ids.length === 0 ? 0 : c % this.#ids.length }
+  set cursor (c: number) { this.#cursor = this.#peers.length === 0 ? 0 : c % this.#peers.length }
 
-  add (peerId: string): void {
-    if (this.#pos.has(peerId)) return
-    this.#pos.set(peerId, this.#ids.length)
-    this.#ids.push(peerId)
+  add (peer: PeerEntry): void {
+    if (this.has(peer)) return
+    const i = this.#peers.length
+    if (i >= this.#slots.length) {
+      const slots = new Int32Array(Math.max(8, i * 2))
+      slots.set(this.#slots)
+      this.#slots = slots
+    }
+    this.#peers.push(peer)
+    this.#slots[i] = peer.slot
+    if (this.#bits !== undefined) this.#setBit(peer.slot, true)
+    else if (this.#peers.length > SMALL_SET) for (const p of this.#peers) this.#setBit(p.slot, true)
   }
 
-  delete (peerId: string): boolean {
-    const i = this.#pos.get(peerId)
-    if (i === undefined) return false
-    const last = this.#ids.pop() as string
-    this.#pos.delete(peerId)
-    if (last !== peerId) {
-      this.#ids[i] = last
-      this.#pos.set(last, i)
+  delete (peer: PeerEntry): boolean {
+    const i = this.#find(peer.slot)
+    if (i < 0) return false
+    if (this.#bits !== undefined) this.#setBit(peer.slot, false)
+    const last = this.#peers.pop() as PeerEntry
+    if (last !== peer) {
+      this.#peers[i] = last
+      this.#slots[i] = last.slot
     }
-    if (this.#cursor >= this.#ids.length) this.#cursor = 0
+    if (this.#cursor >= this.#peers.length) this.#cursor = 0
     return true
   }
 
-  [Symbol.iterator] (): Iterator<string> { return this.#ids[Symbol.iterator]() }
+  [Symbol.iterator] (): Iterator<PeerEntry> { return this.#peers[Symbol.iterator]() }
+
+  /** The position of the holder in `slot`, or -1. */
+  #find (slot: number): number {
+    const slots = this.#slots
+    for (let i = 0, n = this.#peers.length; i < n; i++) if (slots[i] === slot) return i
+    return -1
+  }
+
+  #setBit (slot: number, on: boolean): void {
+    const word = slot >>> 5
+    let bits = this.#bits ?? new Uint32Array(0)
+    if (word >= bits.length) {
+      if (!on) return
+      const grown = new Uint32Array(Math.max(word + 1, bits.length * 2))
+      grown.set(bits)
+      bits = grown
+    }
+    this.#bits = bits
+    bits[word] = on ? (bits[word] as number) | (1 << (slot & 31)) : (bits[word] as number) & ~(1 << (slot & 31))
+  }
 }
+
+/** Holders up to which a set tests membership by scanning its slots rather than keeping bits. */
+const SMALL_SET = 16
 
 /**
  * Which peer holds which piece of which task, with the reverse index that lets a departing peer's
@@ -58,7 +111,8 @@ export class Holdings {
   /** taskId → peerId → 1 at each piece index it holds (what a poll asks of every piece in a window). */
   readonly #held = new Map<string, Map<string, Uint8Array>>()
 
-  add (taskId: string, peerId: string, indices: readonly number[]): void {
+  add (taskId: string, peer: PeerEntry, indices: readonly number[]): void {
+    const peerId = peer.id
     let byIndex = this.#holders.get(taskId)
     if (byIndex === undefined) this.#holders.set(taskId, byIndex = new Map())
     let byPeer = this.#held.get(taskId)
@@ -67,7 +121,7 @@ export class Holdings {
     for (const index of indices) {
       let set = byIndex.get(index)
       if (set === undefined) byIndex.set(index, set = new HolderSet())
-      set.add(peerId)
+      set.add(peer)
       if (index >= bits.length) {
         const grown = new Uint8Array(Math.max(index + 1, bits.length * 2))
         grown.set(bits)
@@ -103,18 +157,20 @@ export class Holdings {
   }
 
   /** Forgets one holding (its copy turned out bad). */
-  dropPiece (taskId: string, index: number, peerId: string): void {
+  dropPiece (taskId: string, index: number, peer: PeerEntry): void {
+    const peerId = peer.id
     const byIndex = this.#holders.get(taskId)
     const set = byIndex?.get(index)
     if (byIndex === undefined || set === undefined) return
-    set.delete(peerId)
+    set.delete(peer)
     if (set.size === 0) byIndex.delete(index)
     const bits = this.#held.get(taskId)?.get(peerId)
     if (bits !== undefined && index < bits.length) bits[index] = 0
   }
 
   /** Forgets everything a peer holds; returns the tasks whose holders changed. */
-  dropPeer (peerId: string): string[] {
+  dropPeer (peer: PeerEntry): string[] {
+    const peerId = peer.id
     const tasks = [...this.#tasksOf.get(peerId) ?? []]
     this.#tasksOf.delete(peerId)
     for (const taskId of tasks) {
@@ -124,7 +180,7 @@ export class Holdings {
       const byIndex = this.#holders.get(taskId)
       if (byIndex === undefined) continue
       for (const [index, set] of byIndex) {
-        set.delete(peerId)
+        set.delete(peer)
         if (set.size === 0) byIndex.delete(index)
       }
       if (byIndex.size === 0) this.#holders.delete(taskId)

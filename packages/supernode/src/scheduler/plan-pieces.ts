@@ -1,11 +1,13 @@
 import type { PieceSource } from '@damselfly/proto'
-import { sampleHolders, scanHolders } from './holder-sample.js'
+import { sampleHolders, scanHolders, type HolderSampler } from './holder-sample.js'
 import type { Holdings, HolderSet } from './holdings.js'
+import type { Membership } from './membership.js'
+import type { PeerEntry } from './peer-entry.js'
 import type { PeerRecord, Standing } from './peer-state.js'
 import { orderPieces, rankSources, spreadRanker, type PieceDemand, type SeedGate, type SourceLoad } from './rank-sources.js'
 import type { SeedClaims, SourceWaits } from './seed-fanout.js'
 import type { Options, PiecePlan, SourceAddress } from './swarm-types.js'
-import type { UploadLedger } from './upload-ledger.js'
+import type { Assignment, UploadLedger } from './upload-ledger.js'
 
 /** The parts of the swarm's state that planning a piece request reads and records into. */
 export interface PlanState {
@@ -17,14 +19,15 @@ export interface PlanState {
   readonly standing: Standing
   /** taskId → peerId → end of that peer's quarantine for the task. */
   readonly taskQuarantine: ReadonlyMap<string, ReadonlyMap<string, number>>
-  /** Live peers with an upload slot free (`inFlight` below their cap). */
-  readonly freePeers: ReadonlySet<string>
+  /**
+   * The announced peers, live or silent (every holder is one): their entries, the silent ones the
+   * sweep has not dropped yet, and those with an upload slot free.
+   */
+  readonly members: Membership
   /** The supernode's own seed address. */
   seed: () => SourceAddress
   /** The peer if it is announced and not silent for longer than the TTL. */
   peer: (peerId: string) => PeerRecord | undefined
-  /** Announced peers silent for longer than the TTL that the sweep has not dropped yet. */
-  silentPeers: (now: number) => Iterable<string>
   sourceWaitLimitMs: () => number
   seedClaimTtlMs: () => number
 }
@@ -76,64 +79,121 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
   /** The requester when it is a live peer: only then are assignments, claims and waits recorded. */
   const live = requester !== undefined && s.peer(requester) !== undefined ? requester : undefined
   const seed = s.seed()
-  const excluded = exclusions(s, taskId, requester, seed.peerId, now)
-  const loads = new Map<string, SourceLoad | null>()
-  const loadOf = (peerId: string): SourceLoad | null => {
-    let l = loads.get(peerId)
-    if (l === undefined) loads.set(peerId, l = eligibleLoad(s, peerId, excluded, now))
-    return l
+  // This request's stamp on the loads it caches in peer entries (`PeerEntry.loadBy`).
+  const stamp = ++requests
+  const me = requester === undefined ? undefined : s.members.entry(requester)
+  const ineligible = exclusions(s, taskId, requester, seed.peerId, now)
+  // Peers that may hold pieces but never serve, besides the seed and the requester (usually none).
+  const others = [...ineligible].filter(p => p.id !== seed.peerId && p.id !== requester)
+  // Asked of nearly every holder looked at. The excluded members are usually the requester alone:
+  // comparing a slot or two beats any lookup (a set only when there are more).
+  const excludedSlots = [...ineligible].map(p => p.slot)
+  const excludedSet = excludedSlots.length > FEW_EXCLUDED ? new Set(excludedSlots) : undefined
+  const excluded = (slot: number): boolean => excludedSet === undefined ? excludedSlots.includes(slot) : excludedSet.has(slot)
+  /**
+   * The load of a holder as a source for this request (read once per request), or null when it may
+   * not serve this requester. A holder not excluded is announced and live (holdings go with their
+   * peer). The load is the ledger's live view, which carries the addresses the peer announced: the
+   * assignments this request makes show in it at once.
+   */
+  const loadOf = (p: PeerEntry): SourceLoad | null => {
+    if (p.loadBy !== stamp) {
+      p.loadBy = stamp
+      p.load = excluded(p.slot) ? null : s.uploads.viewOf(p, s.o.maxUploadsPerPeer, now)
+    }
+    return p.load
   }
   const own = requester === undefined ? undefined : s.uploads.ownLoads(requester)
-  const ownOf = (peerId: string): number => own?.get(peerId) ?? 0
+  // The requester's own uploads per source, asked of nearly every holder looked at (by slot) and
+  // ranked (by load): a few sources (its fetches in flight), compared rather than looked up. Listed
+  // afresh after each assignment this request makes (which changes them). Only members hold pieces.
+  const ownSlots: number[] = []
+  const ownLoads: SourceLoad[] = []
+  const ownCounts: number[] = []
+  const listOwn = (): void => {
+    ownSlots.length = 0
+    ownLoads.length = 0
+    ownCounts.length = 0
+    for (const [id, n] of own ?? []) {
+      const p = s.members.entry(id)
+      const l = p === undefined ? null : loadOf(p)
+      if (p === undefined || l === null) continue
+      ownSlots.push(p.slot)
+      ownLoads.push(l)
+      ownCounts.push(n)
+    }
+  }
+  listOwn()
+  const ownOf = (slot: number): number => {
+    const k = ownSlots.indexOf(slot)
+    return k < 0 ? 0 : ownCounts[k] as number
+  }
+  const ownOfLoad = (l: SourceLoad): number => {
+    const k = ownLoads.indexOf(l)
+    return k < 0 ? 0 : ownCounts[k] as number
+  }
   s.uploads.describe(seed.peerId, seed.addrs)
   const seedLoad = s.uploads.view(seed.peerId, s.o.maxUploadsSeed, now)
   const holderSet = s.holdings.task(taskId)
-  // Peers that may hold pieces but never serve, besides the seed and the requester (usually none).
-  const others = [...excluded].filter(id => id !== seed.peerId && id !== requester)
 
   // The requester's window: where it fetches. With `from` (the piece it reads next) that is its
   // lacking pieces in [from, from + window); else its lowest-indexed lacking pieces (it streams in
   // order). Assigning outside the pieces it fetches would hand it pieces it never starts. Ties inside
   // the window are broken per requester, so concurrent requesters start on different pieces.
   const next = nextPieces(s, t, requester === undefined ? () => false : s.holdings.heldBy(taskId, requester), r.from, r.window)
-  const window = new Set(live === undefined ? [] : next)
-  const spread = requester === undefined ? undefined : spreadRanker(requester)
-  const demands: PieceDemand[] = []
   const startableOnly = r.startableOnly === true
+  // `startableOnly` lists `next` alone: every listed piece is in the window.
+  const windowSet = live === undefined || startableOnly ? undefined : new Set(next)
+  const inWindow = (index: number): boolean => live !== undefined && (windowSet === undefined || windowSet.has(index))
+  const spread = requester === undefined ? undefined : spreadRanker(requester)
+  // The pieces the requester fetches right now (live assignments). Read per piece before its own
+  // assignment, the only one of its entries this request changes.
+  const mine = live === undefined ? undefined : s.uploads.ofRequester(taskId, live)
+  // Those pieces, looked up by comparison: the requester fetches a few at a time.
+  const fetchingNow: number[] = []
+  for (const [index, a] of mine ?? []) if (a.expiresAt > now) fetchingNow.push(index)
+  const demands: Demand[] = []
   const listed = startableOnly ? next : r.window !== undefined && r.from !== undefined ? publishedPieces(t, r.from, r.window) : publishedPieces(t)
   for (const index of listed) {
     const set = holderSet(index)
     // `next` holds only pieces the requester lacks.
-    const held = !startableOnly && requester !== undefined && set.has(requester)
+    const held = !startableOnly && me !== undefined && set.has(me)
+    const windowed = inWindow(index)
     demands.push({
       index,
       holders: eligibleCount(set, others, held),
       held,
-      ...(spread !== undefined && window.has(index) ? { spread: spread(index) } : {})
+      spread: spread !== undefined && windowed ? spread(index) : undefined,
+      inWindow: windowed,
+      fetching: fetchingNow.includes(index)
     })
   }
 
   const ordered = orderPieces(demands)
-  // The pieces the requester fetches right now (live assignments) take its slots first; the rest of
-  // its slots go to window pieces in reply order, which is the order the dfclient starts them in.
-  const mine = live === undefined ? undefined : s.uploads.ofRequester(taskId, live)
-  const fetching = (index: number): boolean => (mine?.get(index)?.expiresAt ?? 0) > now
-  let slots = live === undefined ? 0 : s.o.activePieces - ordered.filter(d => window.has(d.index) && fetching(d.index)).length
+  // Live assignments take the requester's slots first; the rest of its slots go to window pieces in
+  // reply order, which is the order the dfclient starts them in.
+  let slots = 0
+  if (live !== undefined) {
+    slots = s.o.activePieces
+    for (const d of ordered) if (d.inWindow && d.fetching) slots--
+  }
   /** Fetch slots of the requester that the plans so far do not fill (`startableOnly` stops at 0). */
   let startable = s.o.activePieces
-  const ownSources: readonly string[] = live === undefined || own === undefined ? [] : [...own.keys()]
-  const candidates = (index: number, assigning: boolean): SourceLoad[] => sampleHolders({
-    holders: holderSet(index),
+  const sampler: HolderSampler = {
     loadOf,
+    excluded,
     limit: s.o.maxHoldersRanked,
     searchLimit: s.o.maxUsableSearch,
     failuresBeforeDemotion: s.o.failuresBeforeDemotion,
-    rotate: assigning,
-    current: mine?.get(index)?.source,
-    own: ownSources,
-    free: s.freePeers,
+    // The seed, or a source that left, holds nothing: only members can be pinned.
+    own: live === undefined || own === undefined ? [] : members(s, own.keys()),
+    free: s.members.free,
+    freeBySlot: s.members.freeBySlot,
+    failedBySlot: s.members.failedBySlot,
     ownOf
-  })
+  }
+  const candidates = (index: number, assigning: boolean): SourceLoad[] =>
+    sampleHolders(sampler, holderSet(index), assigning, currentSource(s, mine?.get(index)))
   const f = s.o.failuresBeforeDemotion
   const limit = s.o.maxSourcesPerPiece
   /**
@@ -147,9 +207,7 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     const since = s.waits.since(taskId, requester, index)
     if (since !== undefined && now - since >= s.sourceWaitLimitMs()) return false
     const set = holderSet(index)
-    const scan = scanHolders({
-      holders: set, limit: s.o.maxHoldersRanked, searchLimit: s.o.maxUsableSearch, failuresBeforeDemotion: f, own: ownSources, free: s.freePeers, ownOf
-    }, excluded, id => loadOf(id) as SourceLoad)
+    const scan = scanHolders(sampler, set)
     if (scan.usable || (!scan.busyWorking && s.claims.others(taskId, index, requester, now) < s.o.seedFanoutPerPiece)) return false
     if (set.size > s.o.maxHoldersRanked) set.cursor = set.cursor + scan.scanned
     return true
@@ -157,17 +215,17 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
   const plans: PiecePlan[] = []
   const waiting: number[] = []
   for (const d of ordered) {
-    const inWindow = live !== undefined && window.has(d.index)
-    const active = inWindow && (fetching(d.index) || slots > 0)
+    const { inWindow, fetching } = d
+    const active = inWindow && (fetching || slots > 0)
     if (startableOnly && !active && startable <= 0) continue
-    if (active && live !== undefined && !fetching(d.index) && noSourceYet(d.index, live)) {
+    if (active && live !== undefined && !fetching && noSourceYet(d.index, live)) {
       waiting.push(d.index)
       plans.push({ index: d.index, sources: [] })
       continue
     }
     // Only a piece the requester is assigned moves the piece's holder cursor: queries record nothing.
     const holders = candidates(d.index, active)
-    const rank = (gate: SeedGate | undefined): PieceSource[] => rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: f, limit, gate, ownOf })
+    const rank = (gate: SeedGate | undefined): PieceSource[] => rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: f, limit, gate, ownOf: ownOfLoad })
     if (live === undefined || !inWindow) {
       const sources = rank(live !== undefined && !d.held ? seedGate(s, taskId, d.index, live, false, holders, now) : undefined)
       if (sources.length > 0) startable--
@@ -185,13 +243,22 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     }
     let sources = rank(seedGate(s, taskId, d.index, live, true, holders, now))
     if (sources.length === 0) waiting.push(d.index)
-    else if (!fetching(d.index)) slots--
+    else if (!fetching) slots--
     sources = assign(s, taskId, d.index, live, sources, now)
+    listOwn()
     if (sources.length > 0) startable--
     plans.push({ index: d.index, sources })
   }
   if (live !== undefined) s.waits.update(taskId, live, waiting, now)
   return plans
+}
+
+/** One piece of the request as it is ordered and planned. */
+interface Demand extends PieceDemand {
+  /** In the requester's window (never for an anonymous or dead requester). */
+  inWindow: boolean
+  /** The requester has a live assignment of it (a fetch that may be running) when the request began. */
+  fetching: boolean
 }
 
 /** Published pieces in index order (those in [from, from + count) when given). */
@@ -219,39 +286,54 @@ function nextPieces (s: PlanState, t: PlanTask, held: (index: number) => boolean
   return out
 }
 
+/** Counts planning requests: the stamp each one marks peer entries with (unique, never 0). */
+let requests = 0
+
+/** Excluded members tested by comparison; beyond this many, by a set. */
+const FEW_EXCLUDED = 4
+
 /**
  * The peers that may hold pieces of the task but are never its sources for this requester: the
- * requester, the seed (counted apart), quarantined peers and peers silent past their TTL. Usually a
- * handful, so a piece's eligible holders are counted without walking them.
+ * requester, the seed (counted apart), quarantined peers and peers silent past their TTL. Only
+ * members can hold pieces or have a slot free, so only they are listed. Usually a handful, so a
+ * piece's eligible holders are counted without walking them.
  */
-function exclusions (s: PlanState, taskId: string, requester: string | undefined, seedId: string, now: number): Set<string> {
-  const out = new Set<string>([seedId])
-  if (requester !== undefined) out.add(requester)
-  for (const id of s.standing.quarantinedPeers(now)) out.add(id)
-  for (const [id, until] of s.taskQuarantine.get(taskId) ?? []) if (until > now) out.add(id)
-  for (const id of s.silentPeers(now)) out.add(id)
+function exclusions (s: PlanState, taskId: string, requester: string | undefined, seedId: string, now: number): Set<PeerEntry> {
+  const out = new Set<PeerEntry>()
+  const add = (p: PeerEntry | undefined): void => { if (p !== undefined) out.add(p) }
+  add(s.members.entry(seedId))
+  if (requester !== undefined) add(s.members.entry(requester))
+  for (const id of s.standing.quarantinedPeers(now)) add(s.members.entry(id))
+  for (const [id, until] of s.taskQuarantine.get(taskId) ?? []) if (until > now) add(s.members.entry(id))
+  for (const p of s.members.silent(now)) out.add(p)
   return out
+}
+
+/** The members among `ids`, in order. */
+function members (s: PlanState, ids: Iterable<string>): PeerEntry[] {
+  const out: PeerEntry[] = []
+  for (const id of ids) {
+    const p = s.members.entry(id)
+    if (p !== undefined) out.push(p)
+  }
+  return out
+}
+
+/** The member an assignment is on, if any (the seed is none). */
+function currentSource (s: PlanState, a: Assignment | undefined): PeerEntry | undefined {
+  return a === undefined ? undefined : s.members.entry(a.source)
 }
 
 /**
  * Holders that may serve: the holder count less the requester (when it holds the piece) and the
  * other excluded peers among them (the seed never reports holdings).
  */
-function eligibleCount (set: HolderSet, others: readonly string[], heldByRequester: boolean): number {
+function eligibleCount (set: HolderSet, others: readonly PeerEntry[], heldByRequester: boolean): number {
   let n = set.size - (heldByRequester ? 1 : 0)
-  for (const id of others) if (set.has(id)) n--
+  for (const p of others) if (set.has(p)) n--
   return n
 }
 
-/**
- * The load of `peerId` as a source for this task, or null when it may not serve this requester.
- * `excluded` holds every peer that may not (`exclusions`): a holder not in it is announced and live
- * (holdings go with their peer). The load is the ledger's live view, which carries the addresses the
- * peer announced: the assignments this request makes show in it at once.
- */
-function eligibleLoad (s: PlanState, peerId: string, excluded: ReadonlySet<string>, now: number): SourceLoad | null {
-  return excluded.has(peerId) ? null : s.uploads.view(peerId, s.o.maxUploadsPerPeer, now)
-}
 
 /** The seed's fan-out gate for a live requester and a piece it lacks (see `rank-sources.ts`). */
 function seedGate (s: PlanState, taskId: string, index: number, requester: string, inWindow: boolean, holders: readonly SourceLoad[], now: number): SeedGate {

@@ -109,10 +109,16 @@ export class SourceWaits {
       if (byRequester?.size === 0) this.#waits.delete(taskId)
       return
     }
-    const next = new Map<number, number>()
-    for (const index of waiting) next.set(index, old?.get(index) ?? now)
-    if (byRequester === undefined) this.#waits.set(taskId, byRequester = new Map())
-    byRequester.set(requester, next)
+    if (old === undefined) {
+      if (byRequester === undefined) this.#waits.set(taskId, byRequester = new Map())
+      byRequester.set(requester, new Map(waiting.map(index => [index, now])))
+      return
+    }
+    // Updated in place rather than replaced: a requester's waits outlive many polls of other peers,
+    // and a fresh map per poll was copied by every young-generation collection before it died.
+    const still = new Set(waiting)
+    for (const index of old.keys()) if (!still.has(index)) old.delete(index)
+    for (const index of waiting) if (!old.has(index)) old.set(index, now)
   }
 
   /** When the requester started waiting for a source of the piece, or undefined. */

@@ -90,10 +90,9 @@ export class Swarm {
       waits: this.#waits,
       standing: this.#standing,
       taskQuarantine: this.#taskQuarantine,
-      freePeers: this.#members.free,
+      members: this.#members,
       seed: () => this.#c.seed(),
       peer: peerId => this.peer(peerId),
-      silentPeers: now => this.#members.silent(now),
       sourceWaitLimitMs: () => this.sourceWaitLimitMs(),
       seedClaimTtlMs: () => this.seedClaimTtlMs()
     }
@@ -131,7 +130,7 @@ export class Swarm {
 
   /** Live holders of a piece, quarantined or not. */
   holders (taskId: string, index: number): string[] {
-    return [...this.#holdings.holders(taskId, index)].filter(id => this.peer(id) !== undefined)
+    return [...this.#holdings.holders(taskId, index)].map(p => p.id).filter(id => this.peer(id) !== undefined)
   }
 
   /** Uploads handed out to `source` and not yet finished or expired. */
@@ -178,6 +177,7 @@ export class Swarm {
     this.#event(now => {
       if (this.#members.has(e.peerId) && this.peer(e.peerId) === undefined) this.#removePeer(e.peerId)
       this.#members.announced({ peerId: e.peerId, addrs: [...e.addrs], hostname: e.hostname, ...(e.version === undefined ? {} : { version: e.version }), lastSeen: now })
+      if (this.#uploads.failures(e.peerId, now) > 0) this.#members.mayHaveFailed(e.peerId)
       this.#uploads.describe(e.peerId, e.addrs)
       this.#members.trackFree(e.peerId, this.#uploads.charged(e.peerId))
     })
@@ -200,7 +200,7 @@ export class Swarm {
   /** Applies `peerExpired` to every silent peer and prunes lapsed standing; returns the expired ids. */
   expireSilentPeers (): string[] {
     return this.#event(now => {
-      const expired = [...this.#members.silent(now)]
+      const expired = [...this.#members.silent(now)].map(p => p.id)
       for (const peerId of expired) this.#removePeer(peerId)
       this.#uploads.expire(now)
       this.#claims.prune(now)
@@ -263,9 +263,10 @@ export class Swarm {
   /** A live peer verified and now serves pieces of a task (`pieceHeld`, batched). */
   piecesHeld (e: { taskId: string, peerId: string, indices: readonly number[] }): boolean {
     return this.#event(now => {
-      if (this.peer(e.peerId) === undefined) return false
+      const peer = this.peer(e.peerId) === undefined ? undefined : this.#members.entry(e.peerId)
+      if (peer === undefined) return false
       if (this.#tasks.state(e.taskId) === 'failed') return true
-      this.#holdings.add(e.taskId, e.peerId, e.indices)
+      this.#holdings.add(e.taskId, peer, e.indices)
       // Holding a piece ends the peer's transfer of it, whether or not it reported a result.
       for (const index of e.indices) {
         this.#uploads.release(e.taskId, index, e.peerId)
@@ -318,6 +319,7 @@ export class Swarm {
       if (e.source === this.#c.seed().peerId && this.#claims.end(e.taskId, e.index, e.requester, now)) this.#changed.add(e.taskId)
       if (e.source === e.requester) return undefined
       if (e.code === DIGEST_MISMATCH_CODE && e.source !== this.#c.seed().peerId) return this.#quarantine(e.taskId, e.index, e.source, now)
+      this.#members.mayHaveFailed(e.source)
       // Crossing the threshold changes rankings: tell pollers once, not on every further failure.
       if (this.#uploads.recordFailure(e.source, now) === this.#o.failuresBeforeDemotion) this.#changed.add(e.taskId)
       return undefined
@@ -363,7 +365,8 @@ export class Swarm {
     if (q === undefined) this.#taskQuarantine.set(taskId, q = new Map())
     q.set(source, now + this.#o.taskQuarantineMs)
     // Its copy of this piece is bad: it must not be offered again when the quarantine lapses.
-    this.#holdings.dropPiece(taskId, index, source)
+    const holder = this.#members.entry(source)
+    if (holder !== undefined) this.#holdings.dropPiece(taskId, index, holder)
     this.#changed.add(taskId)
     if (!this.#standing.strike(source, taskId, now)) return { peerId: source, scope: 'task' }
     for (const t of this.#holdings.tasksOf(source)) this.#changed.add(t)
@@ -371,8 +374,10 @@ export class Swarm {
   }
 
   #removePeer (peerId: string): boolean {
+    // Holdings first: the member's slot is free for reuse once it is removed.
+    const member = this.#members.entry(peerId)
+    if (member !== undefined) for (const taskId of this.#holdings.dropPeer(member)) this.#changed.add(taskId)
     const existed = this.#members.remove(peerId)
-    for (const taskId of this.#holdings.dropPeer(peerId)) this.#changed.add(taskId)
     this.#uploads.releaseWhere(a => a.requester === peerId || a.source === peerId)
     this.#uploads.forget(peerId)
     for (const taskId of this.#claims.dropRequester(peerId)) this.#changed.add(taskId)

@@ -13,13 +13,29 @@ export interface Assignment {
   live: boolean
 }
 
-interface SourceStats {
-  inFlight: number
-  lastAssignedAt: number
-  rate: SlidingSum
-  failures: SlidingSum
-  /** The shared live view `view()` hands out (kept in step with inFlight and lastAssignedAt). */
-  view: SourceLoad
+/**
+ * A source's load history, which is also the shared live view `view()` hands out as a `SourceLoad`:
+ * `inFlight` and `lastAssignedAt` are always current, `cap`, `failures` and `rate` as of the last
+ * `view()` (planning reads a holder's load through one object, not two). Opaque outside the ledger;
+ * `PeerEntry.stats` keeps one at hand.
+ */
+export interface SourceStats extends SourceLoad {
+  rateSum: SlidingSum
+  failureSum: SlidingSum
+  /**
+   * The clock `failures` and `rate` were computed at (-1, which no clock reads: never, or a sample
+   * came in since; not NaN, which V8 would keep boxed): a source's load is read by many polls in the
+   * same millisecond, and the sums only change with time or a sample.
+   */
+  summedAt: number
+  /** Dropped from the ledger (`forget`, `prune`): a holder of this object must look the source up again. */
+  forgotten: boolean
+}
+
+/** Keeps a pointer to one source's stats (a peer's entry), so that reading its load needs no lookup. */
+export interface StatsHolder {
+  readonly id: string
+  stats: SourceStats | undefined
 }
 
 /**
@@ -72,8 +88,6 @@ export class UploadLedger {
     const s = this.#statsOf(source)
     s.inFlight++
     s.lastAssignedAt = now
-    s.view.inFlight = s.inFlight
-    s.view.lastAssignedAt = now
     let own = this.#byRequester.get(requester)
     if (own === undefined) this.#byRequester.set(requester, own = new Map())
     own.set(source, (own.get(source) ?? 0) + 1)
@@ -99,7 +113,6 @@ export class UploadLedger {
     const s = this.#stats.get(a.source)
     if (s !== undefined) {
       s.inFlight = Math.max(0, s.inFlight - 1)
-      s.view.inFlight = s.inFlight
       this.#onInFlight?.(a.source, s.inFlight)
     }
   }
@@ -162,18 +175,26 @@ export class UploadLedger {
   }
 
   recordSuccess (source: string, bytes: number, now: number): void {
-    this.#statsOf(source).rate.add(bytes, now)
+    const s = this.#statsOf(source)
+    s.rateSum.add(bytes, now)
+    s.summedAt = -1
   }
 
   /** Counts a failure; returns the source's failures inside the window, this one included. */
   recordFailure (source: string, now: number): number {
-    const failures = this.#statsOf(source).failures
-    failures.add(1, now)
-    return failures.sum(now)
+    const s = this.#statsOf(source)
+    s.failureSum.add(1, now)
+    s.summedAt = -1
+    return s.failureSum.sum(now)
+  }
+
+  /** The source's failures inside the window ending at `now`. */
+  failures (source: string, now: number): number {
+    return this.#stats.get(source)?.failureSum.sum(now) ?? 0
   }
 
   rate (source: string, now: number): number {
-    return this.#stats.get(source)?.rate.perSecond(now) ?? 0
+    return this.#stats.get(source)?.rateSum.perSecond(now) ?? 0
   }
 
   /**
@@ -182,28 +203,37 @@ export class UploadLedger {
    * second and must not allocate one each time. Read it; never change it.
    */
   view (peerId: string, cap: number, now: number): SourceLoad {
-    const s = this.#statsOf(peerId)
-    const v = s.view
-    v.cap = cap
-    v.failures = s.failures.sum(now)
-    v.rate = s.rate.perSecond(now)
-    return v
+    return refreshed(this.#statsOf(peerId), cap, now)
+  }
+
+  /** `view`, with the stats reached through `holder`'s pointer (looked up again once the ledger dropped them). */
+  viewOf (holder: StatsHolder, cap: number, now: number): SourceLoad {
+    let s = holder.stats
+    if (s === undefined || s.forgotten) holder.stats = s = this.#statsOf(holder.id)
+    return refreshed(s, cap, now)
   }
 
   /** Drops a source's history (it left; a returning peer starts afresh). */
   forget (source: string): void {
+    const s = this.#stats.get(source)
+    if (s !== undefined) s.forgotten = true
     this.#stats.delete(source)
     this.#byRequester.delete(source)
   }
 
   /** Records the addresses a source is reached at (its live view carries them). */
   describe (peerId: string, addrs: readonly string[]): void {
-    this.#statsOf(peerId).view.addrs = addrs
+    this.#statsOf(peerId).addrs = addrs
   }
 
   /** Drops the history of sources `keep` rejects that have nothing in flight (bounded memory). */
   prune (keep: (source: string) => boolean): void {
-    for (const [id, s] of this.#stats) if (s.inFlight === 0 && !keep(id)) this.#stats.delete(id)
+    for (const [id, s] of this.#stats) {
+      if (s.inFlight === 0 && !keep(id)) {
+        s.forgotten = true
+        this.#stats.delete(id)
+      }
+    }
     for (const [id, own] of this.#byRequester) if (own.size === 0 && !keep(id)) this.#byRequester.delete(id)
   }
 
@@ -211,16 +241,33 @@ export class UploadLedger {
     let s = this.#stats.get(source)
     if (s === undefined) {
       s = {
+        peerId: source,
+        addrs: [],
+        cap: 0,
         inFlight: 0,
+        failures: 0,
+        rate: 0,
         lastAssignedAt: 0,
-        rate: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
-        failures: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
-        view: { peerId: source, addrs: [], cap: 0, inFlight: 0, failures: 0, rate: 0, lastAssignedAt: 0 }
+        rateSum: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
+        failureSum: new SlidingSum(this.#windowMs, RATE_WINDOW_BUCKETS),
+        summedAt: -1,
+        forgotten: false
       }
       this.#stats.set(source, s)
     }
     return s
   }
+}
+
+/** The source's stats as its load at `now` with `cap`. */
+function refreshed (s: SourceStats, cap: number, now: number): SourceLoad {
+  s.cap = cap
+  if (s.summedAt !== now) {
+    s.failures = s.failureSum.sum(now)
+    s.rate = s.rateSum.perSecond(now)
+    s.summedAt = now
+  }
+  return s
 }
 
 const NO_ASSIGNMENTS: ReadonlyMap<number, Assignment> = new Map()
