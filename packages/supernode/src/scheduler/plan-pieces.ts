@@ -44,13 +44,15 @@ export interface PlanRequest {
   requester?: string | undefined
   from?: number | undefined
   /**
-   * Plan only what the requester can start next: its window pieces (the only ones a dfclient fetches)
-   * in reply order, down to the last one its fetch slots (`activePieces`) could take, not every
-   * published piece. Each plan returned is the one a full request would return for that piece, and
-   * the request records exactly what a full one records: only the requester's active window pieces
-   * are ever assigned, claimed, waited for or advance a holder cursor; the rest of a full reply is
-   * output that a streaming dfclient does not start. The simulator asks this way: it keeps a poll's
-   * cost independent of the blob's piece count.
+   * Plan only what the requester can start next: its window pieces it is not fetching already (the
+   * only ones a dfclient can start) in reply order, down to the last one its fetch slots
+   * (`activePieces`) could take, not every published piece. Each plan returned is the one a full
+   * request would return for that piece, and the request records what a full one records: only the
+   * requester's active window pieces are ever assigned, claimed, waited for or advance a holder
+   * cursor; the rest of a full reply is output that a streaming dfclient does not start. One
+   * difference: a piece in flight is not ranked again, so its assignment stands (a seed one renews
+   * its claim) where a full request could move it to a peer that the running fetch never uses. The
+   * simulator asks this way: it keeps a poll's cost independent of the blob's piece count.
    */
   startableOnly?: boolean | undefined
   /**
@@ -218,6 +220,14 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     const { inWindow, fetching } = d
     const active = inWindow && (fetching || slots > 0)
     if (startableOnly && !active && startable <= 0) continue
+    if (startableOnly && fetching && live !== undefined) {
+      // A piece it is fetching is not one it can start: its assignment stands as it is, and a seed
+      // assignment renews its claim (what ranking it again would do, at the price of a full ranking
+      // per piece in flight on every poll).
+      if (mine?.get(d.index)?.source === seed.peerId) s.claims.set(taskId, d.index, live, now + s.seedClaimTtlMs())
+      startable--
+      continue
+    }
     if (active && live !== undefined && !fetching && noSourceYet(d.index, live)) {
       waiting.push(d.index)
       plans.push({ index: d.index, sources: [] })
