@@ -80,10 +80,14 @@ export class SimPeer {
   readonly #inflight = new Map<number, Fetch>()
   /** Latest sources per piece (kept across replies, as the dfclient's `#avail`) and the latest reply's order. */
   readonly #avail = new Map<number, PieceSource[]>()
-  readonly #order = new Map<number, number>()
+  /** Position of each piece in the latest reply: valid where `#orderGen` equals `#replies` (typed arrays: `#pump` reads them per window piece per poll). */
+  readonly #order: Float64Array
+  readonly #orderGen: Float64Array
+  #replies = 0
   readonly #ownLoad = new Map<string, number>()
   readonly #failed = new Set<string>()
-  readonly #notBefore = new Map<number, number>()
+  /** Per piece: not retried before this time (after a round whose every source failed). */
+  readonly #notBefore: Float64Array
   #pendingHeld: number[] = []
   #pendingResults: TransferResult[] = []
   #flushAt: number | undefined
@@ -103,6 +107,9 @@ export class SimPeer {
     this.arrival = arrival
     this.#w = world
     this.#held = new Uint8Array(world.layout.pieceCount)
+    this.#order = new Float64Array(world.layout.pieceCount)
+    this.#orderGen = new Float64Array(world.layout.pieceCount).fill(-1)
+    this.#notBefore = new Float64Array(world.layout.pieceCount)
   }
 
   holds (index: number): boolean { return this.#held[index] === 1 }
@@ -140,11 +147,13 @@ export class SimPeer {
     this.waitGen++
     w.counters.polls++
     const plans = sn.swarm.piecesRequested({ taskId: w.taskId, requester: this.id, from: this.#cursor, startableOnly: true })
-    this.#order.clear()
-    plans.forEach((p, k) => {
+    const gen = ++this.#replies
+    for (let k = 0; k < plans.length; k++) {
+      const p = plans[k] as (typeof plans)[number]
       this.#avail.set(p.index, p.sources)
-      this.#order.set(p.index, k)
-    })
+      this.#order[p.index] = k
+      this.#orderGen[p.index] = gen
+    }
     this.#pump()
     this.#afterPoll(sn)
   }
@@ -179,10 +188,12 @@ export class SimPeer {
     const candidates: number[] = []
     for (let i = this.#cursor; i < end; i++) {
       if (this.#held[i] === 1 || this.#inflight.has(i)) continue
-      if ((this.#notBefore.get(i) ?? 0) > now) continue
+      if ((this.#notBefore[i] as number) > now) continue
       if (this.#hasSource(i)) candidates.push(i)
     }
-    candidates.sort((x, y) => (this.#order.get(x) ?? Infinity) - (this.#order.get(y) ?? Infinity) || x - y)
+    const gen = this.#replies
+    const order = (i: number): number => this.#orderGen[i] === gen ? this.#order[i] as number : Infinity
+    if (candidates.length > 1) candidates.sort((x, y) => order(x) - order(y) || x - y)
     for (const i of candidates) {
       if (this.#inflight.size >= w.concurrency) break
       this.#start({ index: i, sources: this.#ranked(i), tried: 0, source: '', startedAt: now })
@@ -237,7 +248,7 @@ export class SimPeer {
   /** Every source of this round failed: the piece waits a little and is planned afresh. */
   #round (f: Fetch): void {
     this.#inflight.delete(f.index)
-    this.#notBefore.set(f.index, this.#w.q.now + ROUND_BACKOFF_MS)
+    this.#notBefore[f.index] = this.#w.q.now + ROUND_BACKOFF_MS
     this.#w.q.after(ROUND_BACKOFF_MS, () => { this.wake() })
   }
 
