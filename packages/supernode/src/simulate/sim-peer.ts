@@ -80,6 +80,10 @@ export class SimPeer {
   readonly #inflight = new Map<number, Fetch>()
   /** Latest sources per piece (kept across replies, as the dfclient's `#avail`) and the latest reply's order. */
   readonly #avail = new Map<number, PieceSource[]>()
+  /** Per piece: 1 while `#avail` names a source other than this peer (what `#pump` asks per window piece). */
+  readonly #sourced: Uint8Array
+  /** Per piece: 1 while it is in `#inflight`. */
+  readonly #busy: Uint8Array
   /** Position of each piece in the latest reply: valid where `#orderGen` equals `#replies` (typed arrays: `#pump` reads them per window piece per poll). */
   readonly #order: Float64Array
   readonly #orderGen: Float64Array
@@ -110,6 +114,8 @@ export class SimPeer {
     this.#order = new Float64Array(world.layout.pieceCount)
     this.#orderGen = new Float64Array(world.layout.pieceCount).fill(-1)
     this.#notBefore = new Float64Array(world.layout.pieceCount)
+    this.#sourced = new Uint8Array(world.layout.pieceCount)
+    this.#busy = new Uint8Array(world.layout.pieceCount)
   }
 
   holds (index: number): boolean { return this.#held[index] === 1 }
@@ -151,6 +157,7 @@ export class SimPeer {
     for (let k = 0; k < plans.length; k++) {
       const p = plans[k] as (typeof plans)[number]
       this.#avail.set(p.index, p.sources)
+      this.#sourced[p.index] = this.#hasSource(p.sources) ? 1 : 0
       this.#order[p.index] = k
       this.#orderGen[p.index] = gen
     }
@@ -164,7 +171,7 @@ export class SimPeer {
     if (this.done || this.#inflight.size >= w.concurrency) return
     const waiting: number[] = []
     const end = Math.min(w.layout.pieceCount, this.#cursor + w.window)
-    for (let i = this.#cursor; i < end; i++) if (this.#held[i] === 0 && !this.#inflight.has(i)) waiting.push(i)
+    for (let i = this.#cursor; i < end; i++) if (this.#held[i] === 0 && this.#busy[i] === 0) waiting.push(i)
     if (waiting.length > 0) w.waitFor(this, waiting)
     const ms = sn.swarm.msUntilWaitLimit(w.taskId, this.id)
     // A wait that already ran out (the reply came just before its end): the real dfclient's long-poll
@@ -187,9 +194,8 @@ export class SimPeer {
     const end = Math.min(w.layout.pieceCount, this.#cursor + w.window)
     const candidates: number[] = []
     for (let i = this.#cursor; i < end; i++) {
-      if (this.#held[i] === 1 || this.#inflight.has(i)) continue
-      if ((this.#notBefore[i] as number) > now) continue
-      if (this.#hasSource(i)) candidates.push(i)
+      if (this.#held[i] === 1 || this.#busy[i] === 1 || (this.#notBefore[i] as number) > now) continue
+      if (this.#sourced[i] === 1) candidates.push(i)
     }
     const gen = this.#replies
     const order = (i: number): number => this.#orderGen[i] === gen ? this.#order[i] as number : Infinity
@@ -200,9 +206,9 @@ export class SimPeer {
     }
   }
 
-  /** Whether the latest sources of a piece name anyone but this peer (what `#ranked` would keep). */
-  #hasSource (index: number): boolean {
-    for (const src of this.#avail.get(index) ?? []) if (src.peerId !== this.id) return true
+  /** Whether sources name anyone but this peer (what `#ranked` would keep). */
+  #hasSource (sources: readonly PieceSource[]): boolean {
+    for (const src of sources) if (src.peerId !== this.id) return true
     return false
   }
 
@@ -218,6 +224,7 @@ export class SimPeer {
     f.source = source.peerId
     f.startedAt = w.q.now
     this.#inflight.set(f.index, f)
+    this.#busy[f.index] = 1
     this.#ownLoad.set(source.peerId, (this.#ownLoad.get(source.peerId) ?? 0) + 1)
     w.counters.fetches++
     w.q.after(w.latencyMs, () => {
@@ -248,12 +255,14 @@ export class SimPeer {
   /** Every source of this round failed: the piece waits a little and is planned afresh. */
   #round (f: Fetch): void {
     this.#inflight.delete(f.index)
+    this.#busy[f.index] = 0
     this.#notBefore[f.index] = this.#w.q.now + ROUND_BACKOFF_MS
     this.#w.q.after(ROUND_BACKOFF_MS, () => { this.wake() })
   }
 
   #release (f: Fetch): void {
     this.#inflight.delete(f.index)
+    this.#busy[f.index] = 0
     const n = (this.#ownLoad.get(f.source) ?? 1) - 1
     if (n > 0) this.#ownLoad.set(f.source, n)
     else this.#ownLoad.delete(f.source)
@@ -267,6 +276,7 @@ export class SimPeer {
       this.#held[f.index] = 1
       // Its sources are of no more use (a real dfclient keeps them; a 10,000-peer run cannot).
       this.#avail.delete(f.index)
+      this.#sourced[f.index] = 0
       this.#heldCount++
       while (this.#cursor < this.#held.length && this.#held[this.#cursor] === 1) this.#cursor++
       this.#queueResult({ index: f.index, sourcePeerId: f.source, ok: true, bytes: t.bytes, durationMs: Math.round(w.q.now - f.startedAt) })
