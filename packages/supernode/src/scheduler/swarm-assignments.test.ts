@@ -101,12 +101,18 @@ describe('Swarm: in flight', () => {
     for (const i of r1) expect(later.first(i)).toBe('Seed')
   })
 
-  it('moves a seed assignment to a peer that came to hold the piece', () => {
+  it('keeps a running seed fetch where it is when a peer comes to hold the piece; the next fetch of it goes to the peer', () => {
     const h = setup()
     h.announce('A', 'R')
     h.task(T, 1)
     expect(h.ask(T, 'R').first(0)).toBe('Seed')
     h.hold(T, 'A', 0)
+    // The dfclient never moves a running fetch: the seed is still sending, and A was given nothing.
+    expect(h.ask(T, 'R').first(0)).toBe('Seed')
+    expect(h.swarm.inFlight('Seed')).toBe(1)
+    expect(h.swarm.inFlight('A')).toBe(0)
+    // That fetch failed: the piece is planned afresh, from the peer.
+    h.swarm.pieceTransferFailed({ taskId: T, requester: 'R', index: 0, source: 'Seed' })
     expect(h.ask(T, 'R').first(0)).toBe('A')
     expect(h.swarm.inFlight('Seed')).toBe(0)
     expect(h.swarm.inFlight('A')).toBe(1)

@@ -33,6 +33,8 @@ export interface PeerWorld {
   readonly reportDelayMs: number
   /** Deliver pending reports before each poll (see `poll`). */
   readonly flushBeforePoll: boolean
+  /** Ask as the real dfclient does (`from` + `window`) rather than `startableOnly`. */
+  readonly windowPolls: boolean
   /** The supernode owning the task for this peer now (the adapter's sticky owner); undefined: none up. */
   owner: (peer: SimPeer) => SupernodeSim | undefined
   /** The host behind a source peer id, undefined when it is down. */
@@ -152,7 +154,7 @@ export class SimPeer {
     if (w.flushBeforePoll && this.#flushAt !== undefined) this.#flush(false)
     this.waitGen++
     w.counters.polls++
-    const plans = sn.swarm.piecesRequested({ taskId: w.taskId, requester: this.id, from: this.#cursor, startableOnly: true })
+    const plans = sn.swarm.piecesRequested({ taskId: w.taskId, requester: this.id, from: this.#cursor, ...(w.windowPolls ? { window: w.window } : { startableOnly: true }) })
     const gen = ++this.#replies
     for (let k = 0; k < plans.length; k++) {
       const p = plans[k] as (typeof plans)[number]

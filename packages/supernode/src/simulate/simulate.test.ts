@@ -111,6 +111,16 @@ describe('simulate: small swarms whose answer is known', () => {
     expect(r.upstreamCopies).toBeLessThanOrEqual(1.5 + 1e-9)
   })
 
+  it('plans only what peers can start (startableOnly) with the same outcome as the real dfclient\'s window polls', () => {
+    const run = (polls: 'startable' | 'window') => {
+      const r = simulate({ peers: 60, blobBytes: 64 * MiB, peerRate: 16 * MiB, upstreamRate: 160 * MiB, polls })
+      return { fleetMs: r.fleetMs, polls: r.polls, fetches: r.fetches, events: r.events, seedCopies: r.seedCopies, completed: r.completed }
+    }
+    const startable = run('startable')
+    expect(startable.completed).toBe(60)
+    expect(run('window')).toEqual(startable)
+  })
+
   it('is deterministic', () => {
     const a = simulate({ peers: 20, blobBytes: 32 * MiB, peerRate: 16 * MiB, upstreamRate: 64 * MiB })
     const b = simulate({ peers: 20, blobBytes: 32 * MiB, peerRate: 16 * MiB, upstreamRate: 64 * MiB })

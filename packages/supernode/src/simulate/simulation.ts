@@ -28,6 +28,12 @@ export interface SimulationInit {
   reportDelayMs?: number
   /** The dfclient delivers pending reports before it polls; default true. */
   flushBeforePoll?: boolean
+  /**
+   * How peers ask for plans: `startable` (default) plans only what they can start, `window` is the
+   * real dfclient's poll (every piece of its window planned). Both record the same state and start the
+   * same fetches (a test holds them to it); `startable` costs a fraction of the CPU.
+   */
+  polls?: 'startable' | 'window'
   concurrency?: number
   window?: number
   /** Kill the task's owner (SIGKILL: no goodbye) at this time; its task moves to the next by the hash. */
@@ -138,6 +144,7 @@ export function simulate (init: SimulationInit): SimulationResult {
     latencyMs: init.latencyMs ?? 1,
     reportDelayMs: init.reportDelayMs ?? 50,
     flushBeforePoll: init.flushBeforePoll ?? true,
+    windowPolls: init.polls === 'window',
     owner: peer => peer.registeredWith?.alive === true ? peer.registeredWith : undefined,
     host: id => hosts.get(id),
     waitFor: (peer, indices) => { waits.add(peer, indices) },
