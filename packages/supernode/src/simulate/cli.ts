@@ -5,7 +5,7 @@ import { parseRate, parseSize } from './units.js'
 
 const USAGE = `usage: npm run simulate -- --peers N --blob SIZE --peer-rate RATE --upstream-rate RATE
          [--supernodes K] [--arrivals burst|ramp] [--ramp SECONDS] [--seed-rate RATE]
-         [--kill-owner-at SECONDS] [--latency MS]
+         [--kill-owner-at SECONDS] [--latency MS] [--polls startable|window]
   SIZE: 1GiB, 512MiB, 100MB;  RATE: 1Gbit, 10Gbit, 125MB (bytes per second)`
 
 /**
@@ -28,6 +28,7 @@ function main (argv: string[]): number {
         ramp: { type: 'string', default: '10' },
         'kill-owner-at': { type: 'string' },
         latency: { type: 'string', default: '1' },
+        polls: { type: 'string', default: 'startable' },
         help: { type: 'boolean' }
       }
     }).values
@@ -59,6 +60,8 @@ function main (argv: string[]): number {
   if (values.arrivals !== 'burst' && values.arrivals !== 'ramp') problems.push(`--arrivals: burst or ramp, got ${JSON.stringify(values.arrivals)}`)
   else init.arrivals = values.arrivals
   if (init.arrivals === 'ramp') init.rampMs = num('ramp', values.ramp, 0) * 1000
+  if (values.polls !== 'startable' && values.polls !== 'window') problems.push(`--polls: startable or window, got ${JSON.stringify(values.polls)}`)
+  else init.polls = values.polls
   if (values['kill-owner-at'] !== undefined) init.killOwnerAtMs = num('kill-owner-at', values['kill-owner-at'], 0) * 1000
   if (problems.length > 0) {
     process.stderr.write(`${problems.join('\n')}\n${USAGE}\n`)
