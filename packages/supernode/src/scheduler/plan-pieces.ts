@@ -220,9 +220,10 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     const active = inWindow && (fetching || slots > 0)
     if (startableOnly && !active && startable <= 0) continue
     if (startableOnly && fetching && live !== undefined) {
-      // A piece it is fetching is not one it can start: its assignment stands and a seed one renews
-      // its claim, exactly what ranking it again records (`assign`), without the ranking.
-      if (mine?.get(d.index)?.source === seed.peerId) s.claims.set(taskId, d.index, live, now + s.seedClaimTtlMs())
+      // A piece it is fetching is not one it can start: what ranking it again would record
+      // (`assign`), without the ranking.
+      const current = mine?.get(d.index)
+      if (current !== undefined) keepAssignment(s, current, now)
       startable--
       continue
     }
@@ -373,7 +374,7 @@ function assign (s: PlanState, taskId: string, index: number, requester: string,
     // assignment to a peer that came to hold the piece, as this once did, ended the seed claim and
     // charged the peer an upload it never got while the seed kept sending — in the simulator at 1,000
     // peers (window polls) 1.208× the bound, 1.177× without. A seed assignment renews its claim.
-    if (current.source === s.seed().peerId) s.claims.set(taskId, index, requester, now + s.seedClaimTtlMs())
+    keepAssignment(s, current, now)
     const kept = sources.find(s => s.peerId === current.source)
     return kept === undefined ? sources : [kept, ...sources.filter(s => s !== kept)]
   }
@@ -381,4 +382,9 @@ function assign (s: PlanState, taskId: string, index: number, requester: string,
   if (first.seed) s.claims.set(taskId, index, requester, now + s.seedClaimTtlMs())
   else s.claims.end(taskId, index, requester, now)
   return sources
+}
+
+/** A live assignment stands (see `assign`); a seed one renews the requester's claim, as its fetch runs on. */
+function keepAssignment (s: PlanState, a: Assignment, now: number): void {
+  if (a.source === s.seed().peerId) s.claims.set(a.taskId, a.index, a.requester, now + s.seedClaimTtlMs())
 }
