@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { layoutFor } from '@damselfly/proto'
 import { request } from 'undici'
 import type { DamselflyProcess } from './binaries.js'
 import { layerBlob } from './layer-blob.js'
@@ -105,13 +106,14 @@ export async function auditCache (dataDir: string): Promise<{ problems: string[]
   let names: string[] = []
   try { names = await readdir(dir) } catch { return { problems, heldPieces, blobs } }
   for (const name of names.filter(n => n.endsWith('.json'))) {
-    let side: { digest: string, size: number, pieces: Record<string, string> }
+    let side: { digest: string, size: number, pieceSize?: number, pieces: Record<string, string> }
     try { side = JSON.parse(await readFile(join(dir, name), 'utf8')) } catch (err) { problems.push(`${name}: unreadable sidecar (${String(err)})`); continue }
     blobs++
     const data = await readFile(join(dir, name.slice(0, -'.json'.length))).catch(() => undefined)
     if (data === undefined) { problems.push(`${name}: data file missing`); continue }
-    // The piece layout rule (proto piece-layout): 4 MiB pieces for blobs up to 2000 MiB.
-    const pieceSize = 4 * 1024 * 1024
+    // The piece layout rule (proto piece-layout), which the sidecar records.
+    const pieceSize = layoutFor(side.size).pieceSize
+    if (side.pieceSize !== pieceSize) problems.push(`${name}: sidecar says pieces of ${String(side.pieceSize)} bytes, the layout rule ${pieceSize}`)
     for (const [index, digest] of Object.entries(side.pieces)) {
       const start = Number(index) * pieceSize
       const piece = data.subarray(start, Math.min(start + pieceSize, side.size))

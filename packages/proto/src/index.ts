@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import { layoutFor, parseDigest } from '@damselfly/proto'
- * const layout = layoutFor(268_435_456) // { pieceSize: 4 MiB, pieceCount: 64 }
+ * const layout = layoutFor(1_073_741_824) // { pieceSize: 16 MiB, pieceCount: 64 }
  * ```
  */
 export * from './errors.js'

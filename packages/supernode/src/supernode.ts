@@ -125,10 +125,11 @@ export function createSupernode (config: SupernodeConfig, components: SupernodeC
     await mkdir(config.dataDir, { recursive: true })
     await store.open()
     storeOpen = true
-    // Tasks a previous process left running have nobody filling them: drop their partial data.
-    for (const abandoned of await board.load()) {
-      logger.info({ taskId: abandoned.taskId }, 'discarding task left running by a previous process')
-      await files.remove(parseDigest(abandoned.taskId))
+    // Tasks a previous process left running have nobody filling them, and tasks cut by another
+    // version's piece-layout rule cannot be served to today's dfclients: drop their data.
+    for (const { record, reason } of await board.load()) {
+      logger.info({ taskId: record.taskId, pieceSize: record.pieceSize }, reason === 'abandoned' ? 'discarding task left running by a previous process' : 'discarding task cut into pieces by another version\'s layout rule; it is fetched again on its next pull')
+      await files.remove(parseDigest(record.taskId))
     }
     // Before the HTTP server: job ids continue from the stored ones, and unfinished jobs resume.
     await preheat.start()

@@ -1,4 +1,4 @@
-import { Digester, dfError, layoutFor, parseDigest, pieceIndexAt, pieceRange, type PieceLayout, type TaskInfo } from '@damselfly/proto'
+import { Digester, dfError, layoutFor, parseDigest, pieceIndexAt, pieceRange, piecesWithin, type PieceLayout, type TaskInfo } from '@damselfly/proto'
 import type { PieceCache } from '../storage/piece-cache.js'
 import { PieceScheduler } from './piece-scheduler.js'
 import type { DownloadEvents, PieceFetcher, TaskDirectory, UpstreamRangeOpener } from './ports.js'
@@ -10,6 +10,7 @@ export interface BlobDownloadInit {
   url: string
   authorization?: string
   selfPeerId: string
+  /** Fetches at once, in 4 MiB units (default 4: four 4 MiB pieces, or one of 16 MiB). */
   concurrency?: number
   window?: number
   pollWaitMs?: number
@@ -30,9 +31,10 @@ export interface BlobDownloadComponents {
 }
 
 /**
- * Defaults: 4 pieces in flight within 64 pieces of the reader. Fetched pieces wait in the cache file,
- * not in RAM, so the download holds 4 receive buffers (16 MiB at 4 MiB pieces) plus 1 MiB read chunks
- * whatever the window; a wider window only stages more of the blob on disk ahead of the reader.
+ * Defaults: 16 MiB in flight (4 pieces of 4 MiB, 2 of 8 MiB, 1 of 16 MiB or more: the budget is in
+ * bytes, proto `piece-layout.ts`) within 64 pieces of the reader. Fetched pieces wait in the cache
+ * file, not in RAM, so the download holds that many receive buffers plus 1 MiB read chunks whatever
+ * the window; a wider window only stages more of the blob on disk ahead of the reader.
  *
  * Why 64 and not 8: in a herd every node reads the same blob in order, so a piece is wanted by all of
  * them as soon as it enters their windows, and it takes several rounds of copies (each a piece
@@ -92,7 +94,8 @@ export class BlobDownload {
     if (layout.size > 0 && end >= range.start) {
       const scheduler = new PieceScheduler({
         ...DEFAULTS,
-        ...definedOnly({ concurrency: this.#init.concurrency, window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures, starvedMs: this.#init.starvedMs }),
+        concurrency: piecesWithin(this.#init.concurrency ?? DEFAULTS.concurrency, layout.pieceSize),
+        ...definedOnly({ window: this.#init.window, pollWaitMs: this.#init.pollWaitMs, maxRounds: this.#init.maxRounds, maxPollFailures: this.#init.maxPollFailures, starvedMs: this.#init.starvedMs }),
         ...(this.#init.slowPiece === undefined ? {} : { slowPiece: this.#init.slowPiece }),
         digest,
         layout,

@@ -59,6 +59,22 @@ describe('FsPieceCache', () => {
     expect(await reopened.readPiece(digest, 1)).toBeUndefined()
   })
 
+  it('deletes a blob whose sidecar was cut by another layout rule, and keeps one cut by today\'s', async () => {
+    // A 300 MiB blob was 4 MiB pieces before sidecars recorded the piece size; today it is 8 MiB ones.
+    const old = `sha256:${'0a'.repeat(32)}`
+    const oldHex = old.slice('sha256:'.length)
+    const root = join(dir, 'blobs', 'sha256')
+    const cache = await FsPieceCache.open(dir)
+    await cache.writePiece(digest, layout, 0, sha256Of(piece(0)), piece(0))
+    await cache.close()
+    await writeFile(join(root, oldHex), piece(0))
+    await writeFile(join(root, `${oldHex}.json`), JSON.stringify({ digest: old, size: 300 * MiB, pieces: { 0: sha256Of(piece(0)) } }))
+    const reopened = await FsPieceCache.open(dir)
+    expect(await reopened.get(old)).toBeUndefined()
+    expect((await readdir(root)).filter(n => n.startsWith(oldHex))).toEqual([])
+    expect([...((await reopened.get(digest))?.pieces.keys() ?? [])]).toEqual([0])
+  })
+
   it('rejects a piece of the wrong length and drops blobs', async () => {
     const cache = await FsPieceCache.open(dir)
     await expect(cache.writePiece(digest, layout, 0, 'sha256:x', piece(0).subarray(1))).rejects.toThrow(RangeError)

@@ -298,7 +298,7 @@ export class FsPieceCache implements PieceCache {
       const layout = existing?.layout ?? (valid[0] as PendingCommit).layout
       const pieces = new Map(existing?.pieces ?? [])
       for (const c of valid) pieces.set(c.index, c.pieceDigest)
-      await writeSidecar(p.sidecar, { digest, size: layout.size, pieces: Object.fromEntries(pieces) })
+      await writeSidecar(p.sidecar, { digest, size: layout.size, pieceSize: layout.pieceSize, pieces: Object.fromEntries(pieces) })
       // Dropped or evicted meanwhile: the removal queued behind this flush deletes what it wrote.
       if (valid.some(c => c.epoch !== this.#epoch(digest))) throw dfError('DF_ERR_PIECE_UNAVAILABLE', `${digest} was dropped while pieces were committed`)
       this.#blobs.set(digest, { digest, layout, pieces })

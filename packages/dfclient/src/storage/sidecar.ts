@@ -1,11 +1,13 @@
-import { open, readdir, readFile, rename, stat } from 'node:fs/promises'
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { layoutFor, parseDigest, type PieceLayout } from '@damselfly/proto'
+import { BASE_PIECE_SIZE, layoutFor, parseDigest, type PieceLayout } from '@damselfly/proto'
 
 /** The JSON sidecar `blobs/<alg>/<hex>.json` next to a blob's data file: which pieces are held. */
 export interface Sidecar {
   digest: string
   size: number
+  /** The piece size the blob was cut with; absent in sidecars written before it was recorded (4 MiB then). */
+  pieceSize?: number
   pieces: Record<string, string>
 }
 
@@ -21,7 +23,9 @@ export interface LoadedBlob {
 /**
  * Reads every sidecar under `root` (`<alg>/<hex>.json`). Stray files, torn temp files and corrupt
  * sidecars are skipped: a corrupt sidecar (which the atomic rename should prevent) only loses that
- * blob's cache.
+ * blob's cache. A blob cut into pieces by another version's layout rule is deleted (sidecar and
+ * data): its piece numbers and digests mean other byte ranges today, and the supernode offers it cut
+ * by today's rule.
  */
 export async function loadSidecars (root: string): Promise<LoadedBlob[]> {
   const out: LoadedBlob[] = []
@@ -37,6 +41,11 @@ export async function loadSidecars (root: string): Promise<LoadedBlob[]> {
         const digest = parseDigest(side.digest)
         if (`${digest.hex}.json` !== name) continue
         const layout = layoutFor(side.size)
+        if ((side.pieceSize ?? BASE_PIECE_SIZE) !== layout.pieceSize) {
+          await rm(path, { force: true })
+          await rm(join(dir, digest.hex), { force: true })
+          continue
+        }
         const pieces = new Map<number, string>()
         for (const [k, v] of Object.entries(side.pieces)) {
           const index = Number(k)

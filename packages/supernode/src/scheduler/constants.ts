@@ -11,7 +11,8 @@ export const PEER_TTL_MS = 35_000
 
 /**
  * Concurrent uploads a peer is trusted with before it counts as saturated and is ranked after every
- * unsaturated holder. Why 4: a peer's uplink is shared by its uploads, so at 1 Gbit/s each of 4
+ * unsaturated holder, counted in 4 MiB units (a budget of 16 MiB on the wire: four 4 MiB uploads, or
+ * one of 16 MiB; proto `piece-layout.ts`). Why 4: a peer's uplink is shared by its uploads, so at 1 Gbit/s each of 4
  * streams still moves ~30 MB/s and a 4 MiB piece leaves in ~135 ms, short enough that a downloader
  * streaming in order never waits long on one piece; fewer than ~4 streams leave the uplink idle in
  * the gaps between one piece's end and the next request's start. It also equals the dfclient's
@@ -21,7 +22,7 @@ export const PEER_TTL_MS = 35_000
 export const MAX_UPLOADS_PER_PEER = 4
 
 /**
- * The seed's (the supernode's own) upload cap, higher than a peer's: it is a server serving from a
+ * The seed's (the supernode's own) upload cap in 4 MiB units (128 MiB on the wire), higher than a peer's: it is a server serving from a
  * local file, usually on a faster NIC, and it is the source of last resort. Why 32 (8× a peer):
  * past 32 streams each one gets under 1/32 of the seed's uplink, which on a 10 Gbit/s NIC is about
  * what one of 4 streams on a 1 Gbit/s peer gets, so beyond that a saturated peer is no slower than
@@ -49,8 +50,8 @@ export const ASSIGNMENT_TTL_MS = 30_000
 export const ASSIGNMENT_WINDOW = 64
 
 /**
- * How many pieces of its window a requester fetches at once: the dfclient's default fetch
- * concurrency. Only these *active* pieces (the ones it fetches now, then the next ones in reply order)
+ * How many pieces of its window a requester fetches at once, in 4 MiB units: the dfclient's default
+ * fetch concurrency (16 MiB in flight: four 4 MiB pieces, one of 16 MiB; proto `piecesWithin`). Only these *active* pieces (the ones it fetches now, then the next ones in reply order)
  * get assignments, seed claims and source waits. Why not the whole window: the dfclient starts at most
  * this many fetches, so a seed claim on the rest of the window would hold the seed's single copy of a
  * piece (`SEED_FANOUT_PER_PIECE`) for a requester that is not fetching it, and a wait counted on the

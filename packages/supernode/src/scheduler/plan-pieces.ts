@@ -1,4 +1,4 @@
-import type { PieceSource } from '@damselfly/proto'
+import { pieceUnits, piecesWithin, type PieceSource } from '@damselfly/proto'
 import { sampleHolders, scanHolders, type HolderSampler } from './holder-sample.js'
 import type { Holdings, HolderSet } from './holdings.js'
 import type { Membership } from './membership.js'
@@ -36,6 +36,8 @@ export interface PlanState {
 export interface PlanTask {
   readonly taskId: string
   readonly pieceCount: number
+  /** Bytes per piece: an assignment counts its `pieceUnits` against the source's upload cap. */
+  readonly pieceSize: number
   readonly published: ReadonlySet<number>
 }
 
@@ -77,6 +79,10 @@ export interface PlanRequest {
 export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: number): PiecePlan[] {
   const { taskId } = t
   const requester = r.requester
+  // Budgets are in bytes (proto piece-layout.ts): the requester fetches `activePieces` worth of
+  // 4 MiB pieces at once, and each upload counts its size against the source's cap.
+  const activePieces = piecesWithin(s.o.activePieces, t.pieceSize)
+  const units = pieceUnits(t.pieceSize)
   /** The requester when it is a live peer: only then are assignments, claims and waits recorded. */
   const live = requester !== undefined && s.peer(requester) !== undefined ? requester : undefined
   const seed = s.seed()
@@ -175,11 +181,11 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
   // reply order, which is the order the dfclient starts them in.
   let slots = 0
   if (live !== undefined) {
-    slots = s.o.activePieces
+    slots = activePieces
     for (const d of ordered) if (d.inWindow && d.fetching) slots--
   }
   /** Fetch slots of the requester that the plans so far do not fill (`startableOnly` stops at 0). */
-  let startable = s.o.activePieces
+  let startable = activePieces
   const sampler: HolderSampler = {
     loadOf,
     excluded,
@@ -255,7 +261,7 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     if (sources.length === 0) {
       if (!fetching) waiting.push(d.index)
     } else if (!fetching) slots--
-    sources = assign(s, taskId, d.index, live, sources, now)
+    sources = assign(s, taskId, d.index, live, sources, now, units)
     listOwn()
     if (sources.length > 0) startable--
     plans.push({ index: d.index, sources })
@@ -364,7 +370,7 @@ function seedGate (s: PlanState, taskId: string, index: number, requester: strin
  * assigned one first. The loads later pieces of the reply see are the ledger's live views, so they
  * show this assignment at once.
  */
-function assign (s: PlanState, taskId: string, index: number, requester: string, sources: PieceSource[], now: number): PieceSource[] {
+function assign (s: PlanState, taskId: string, index: number, requester: string, sources: PieceSource[], now: number, units: number): PieceSource[] {
   const first = sources[0]
   if (first === undefined) return sources
   const current = s.uploads.get(taskId, index, requester)
@@ -378,7 +384,7 @@ function assign (s: PlanState, taskId: string, index: number, requester: string,
     const kept = sources.find(s => s.peerId === current.source)
     return kept === undefined ? sources : [kept, ...sources.filter(s => s !== kept)]
   }
-  s.uploads.assign(taskId, index, requester, first.peerId, now)
+  s.uploads.assign(taskId, index, requester, first.peerId, now, units)
   if (first.seed) s.claims.set(taskId, index, requester, now + s.seedClaimTtlMs())
   else s.claims.end(taskId, index, requester, now)
   return sources

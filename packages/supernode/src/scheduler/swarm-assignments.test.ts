@@ -297,3 +297,26 @@ describe('Swarm: the seed serves a fresh piece to one requester at a time (super
     expect(h.ask(T, other).first(piece)).toBe(holder)
   })
 })
+
+describe('budgets in bytes', () => {
+  it('a requester fetches one 16 MiB piece at a time, and one such upload fills a peer', () => {
+    const h = setup()
+    h.announce('H1', 'H2', 'R1', 'R2', 'R3')
+    h.swarm.taskStarted({ taskId: T, pieceCount: 4, pieceSize: 16 * 1024 * 1024 })
+    for (let i = 0; i < 4; i++) h.swarm.pieceDigestPublished({ taskId: T, index: i })
+    h.hold(T, 'H1', 0, 1, 2, 3)
+    h.hold(T, 'H2', 0, 1, 2, 3)
+    const loads = (): number[] => [h.swarm.inFlight('H1'), h.swarm.inFlight('H2')].sort((a, b) => a - b)
+
+    h.ask(T, 'R1')
+    // One upload of four 4 MiB units on one holder (4 MiB pieces: four uploads, two per holder).
+    expect(loads()).toEqual([0, 4])
+    h.ask(T, 'R2')
+    expect(loads()).toEqual([4, 4])
+    // Both holders are full and about to free up: no source yet, and no second upload stacked on them.
+    const v = h.ask(T, 'R3')
+    expect(v.order.filter(i => v.of(i)[0] === 'H1' || v.of(i)[0] === 'H2')).toEqual([])
+    expect(loads()).toEqual([4, 4])
+    expect(h.swarm.inFlight('Seed')).toBe(0)
+  })
+})

@@ -6,7 +6,7 @@ import { planPieces, type PlanState } from './plan-pieces.js'
 import { SeedClaims, SourceWaits } from './seed-fanout.js'
 import { SeedPace } from './seed-pace.js'
 import { DIGEST_MISMATCH_CODE, resolveOptions, type Options, type PiecePlan, type QuarantineStarted, type SwarmComponents, type SwarmInit, type TransferResult } from './swarm-types.js'
-import { TaskTable } from './task-table.js'
+import { TaskTable, type TaskLayout } from './task-table.js'
 import { UploadLedger } from './upload-ledger.js'
 
 export { DIGEST_MISMATCH_CODE } from './swarm-types.js'
@@ -217,12 +217,12 @@ export class Swarm {
   }
 
   /** A task known from the durable store at startup. */
-  taskLoaded (e: { taskId: string, pieceCount: number, state: TaskState }): void {
+  taskLoaded (e: TaskLayout & { state: TaskState }): void {
     this.#event(() => { this.#tasks.loaded(e) })
   }
 
   /** A task (re)started fetching from upstream; no piece is published yet. */
-  taskStarted (e: { taskId: string, pieceCount: number }): void {
+  taskStarted (e: TaskLayout): void {
     this.#event(() => {
       // Same digest means same layout; a different count means the old holdings cannot be trusted.
       if (this.#tasks.started(e)) this.#dropTaskSwarm(e.taskId)
@@ -288,7 +288,7 @@ export class Swarm {
       const t = this.#tasks.get(e.taskId)
       if (t === undefined || t.state === 'failed') return []
       this.#uploads.expire(now)
-      return planPieces(this.#plan, { taskId: e.taskId, pieceCount: t.pieceCount, published: t.published }, e, now)
+      return planPieces(this.#plan, { taskId: e.taskId, pieceCount: t.pieceCount, pieceSize: t.pieceSize, published: t.published }, e, now)
     })
   }
 

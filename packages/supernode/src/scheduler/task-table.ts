@@ -1,16 +1,26 @@
-import type { TaskState } from '@damselfly/proto'
+import { BASE_PIECE_SIZE, type TaskState } from '@damselfly/proto'
 
 /** A task as the swarm knows it: only pieces whose digest the seed published are offered. */
 export interface TaskEntry {
   readonly state: TaskState
   readonly pieceCount: number
+  /** Bytes per piece (the last may be shorter): what one transfer counts against byte budgets. */
+  readonly pieceSize: number
   readonly published: ReadonlySet<number>
 }
 
 interface Entry {
   state: TaskState
   pieceCount: number
+  pieceSize: number
   published: Set<number>
+}
+
+/** A task's layout as its events carry it; `pieceSize` defaults to the base size (4 MiB). */
+export interface TaskLayout {
+  taskId: string
+  pieceCount: number
+  pieceSize?: number | undefined
 }
 
 /**
@@ -42,17 +52,18 @@ export class TaskTable {
     return counts
   }
 
-  loaded (e: { taskId: string, pieceCount: number, state: TaskState }): void {
+  loaded (e: TaskLayout & { state: TaskState }): void {
     const published = new Set<number>()
     if (e.state === 'succeeded') for (let i = 0; i < e.pieceCount; i++) published.add(i)
-    this.#tasks.set(e.taskId, { state: e.state, pieceCount: e.pieceCount, published })
+    this.#tasks.set(e.taskId, { state: e.state, pieceCount: e.pieceCount, pieceSize: e.pieceSize ?? BASE_PIECE_SIZE, published })
   }
 
-  /** Returns true when the task was known with a different piece count (a different layout). */
-  started (e: { taskId: string, pieceCount: number }): boolean {
+  /** Returns true when the task was known with a different layout. */
+  started (e: TaskLayout): boolean {
     const old = this.#tasks.get(e.taskId)
-    this.#tasks.set(e.taskId, { state: 'running', pieceCount: e.pieceCount, published: new Set() })
-    return old !== undefined && old.pieceCount !== e.pieceCount
+    const pieceSize = e.pieceSize ?? BASE_PIECE_SIZE
+    this.#tasks.set(e.taskId, { state: 'running', pieceCount: e.pieceCount, pieceSize, published: new Set() })
+    return old !== undefined && (old.pieceCount !== e.pieceCount || old.pieceSize !== pieceSize)
   }
 
   digestPublished (e: { taskId: string, index: number }): void {

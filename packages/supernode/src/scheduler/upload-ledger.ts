@@ -8,6 +8,8 @@ export interface Assignment {
   index: number
   requester: string
   source: string
+  /** Budget units the upload counts against the source (`pieceUnits` of the task's piece size). */
+  units: number
   expiresAt: number
   /** False once released or expired (it may still sit in the expiry queue). */
   live: boolean
@@ -43,6 +45,10 @@ export interface StatsHolder {
  * ending at a result, a release or its expiry), upload rate and failures over a sliding window, and
  * when the source was last assigned. Time is passed in by the owner.
  *
+ * In-flight load is counted in budget units, not uploads: an upload counts the `pieceUnits` of its
+ * task's piece size (1 per 4 MiB, proto `piece-layout.ts`), so a source's cap is a byte budget and one
+ * 16 MiB upload weighs what four 4 MiB ones do. "Uploads" below means those units.
+ *
  * Assignments are looked up by task, requester and piece in nested maps (no key strings built per
  * lookup: planning looks them up several times per piece and poll) and expire from a queue in
  * assignment order, which is expiry order because the TTL is fixed and the owner's clock only grows.
@@ -75,10 +81,10 @@ export class UploadLedger {
     return this.#byTask.get(taskId)?.get(requester) ?? NO_ASSIGNMENTS
   }
 
-  /** Charges `source` with one upload (replacing the requester's earlier assignment of the piece). */
-  assign (taskId: string, index: number, requester: string, source: string, now: number): void {
+  /** Charges `source` with one upload of `units` (replacing the requester's earlier assignment of the piece). */
+  assign (taskId: string, index: number, requester: string, source: string, now: number, units = 1): void {
     this.release(taskId, index, requester)
-    const a: Assignment = { taskId, index, requester, source, expiresAt: now + this.#ttlMs, live: true }
+    const a: Assignment = { taskId, index, requester, source, units, expiresAt: now + this.#ttlMs, live: true }
     let byRequester = this.#byTask.get(taskId)
     if (byRequester === undefined) this.#byTask.set(taskId, byRequester = new Map())
     let byIndex = byRequester.get(requester)
@@ -86,11 +92,11 @@ export class UploadLedger {
     byIndex.set(index, a)
     this.#queue.push(a)
     const s = this.#statsOf(source)
-    s.inFlight++
+    s.inFlight += units
     s.lastAssignedAt = now
     let own = this.#byRequester.get(requester)
     if (own === undefined) this.#byRequester.set(requester, own = new Map())
-    own.set(source, (own.get(source) ?? 0) + 1)
+    own.set(source, (own.get(source) ?? 0) + units)
     this.#onInFlight?.(source, s.inFlight)
   }
 
@@ -108,11 +114,11 @@ export class UploadLedger {
     // The requester's map stays (empty) until it is forgotten: planning holds on to it (`ownLoads`).
     const own = this.#byRequester.get(a.requester)
     const n = own?.get(a.source) ?? 0
-    if (n > 1) own?.set(a.source, n - 1)
+    if (n > a.units) own?.set(a.source, n - a.units)
     else own?.delete(a.source)
     const s = this.#stats.get(a.source)
     if (s !== undefined) {
-      s.inFlight = Math.max(0, s.inFlight - 1)
+      s.inFlight = Math.max(0, s.inFlight - a.units)
       this.#onInFlight?.(a.source, s.inFlight)
     }
   }
@@ -146,7 +152,7 @@ export class UploadLedger {
     for (let i = this.#head; i < this.#queue.length; i++) {
       const a = this.#queue[i] as Assignment
       if (a.expiresAt > now) break
-      if (a.live && a.source === source) n--
+      if (a.live && a.source === source) n -= a.units
     }
     return n
   }

@@ -166,20 +166,3 @@ describe('BackToSource', () => {
     expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([])
   })
 })
-
-describe('TaskBoard.load', () => {
-  it('discards tasks a previous process left running', async () => {
-    const store = new MemoryTaskStore()
-    const running = `sha256:${'2'.repeat(64)}`
-    const done = `sha256:${'3'.repeat(64)}`
-    await store.putTask({ taskId: running, size: 1, pieceSize: 4, pieceCount: 1, state: 'running', createdAt: 1 })
-    await store.putPieceDigest(running, 0, 'sha256:x')
-    await store.putTask({ taskId: done, size: 1, pieceSize: 4, pieceCount: 1, state: 'succeeded', createdAt: 1 })
-    const fresh = new TaskBoard(store)
-    expect((await fresh.load()).map(r => r.taskId)).toEqual([running])
-    expect(await store.getTask(running)).toBeUndefined()
-    expect((await store.getPieceDigests(running)).size).toBe(0)
-    expect(fresh.record(done)?.state).toBe('succeeded')
-    expect(fresh.countByState()).toEqual({ running: 0, succeeded: 1, failed: 0 })
-  })
-})

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { layoutFor, pieceRange, rendezvousOwner, type PieceLayout } from '@damselfly/proto'
+import { layoutFor, pieceRange, pieceUnits, piecesWithin, rendezvousOwner, type PieceLayout } from '@damselfly/proto'
 import { ASSIGNMENT_WINDOW, HEARTBEAT_INTERVAL_MS, MAX_UPLOADS_PER_PEER } from '../scheduler/constants.js'
 import { Swarm, type SwarmInit } from '../scheduler/swarm.js'
 import { EventQueue } from './event-queue.js'
@@ -34,6 +34,7 @@ export interface SimulationInit {
    * same fetches (a test holds them to it); `startable` costs a fraction of the CPU.
    */
   polls?: 'startable' | 'window'
+  /** The dfclient's fetch budget in 4 MiB units (default 4): fewer fetches of larger pieces. */
   concurrency?: number
   window?: number
   /** Kill the task's owner (SIGKILL: no goodbye) at this time; its task moves to the next by the hash. */
@@ -121,7 +122,7 @@ export function simulate (init: SimulationInit): SimulationResult {
     if (upstream.has(sn)) return
     const t0 = q.now
     upstream.set(sn, { startedAt: t0 })
-    sn.swarm.taskStarted({ taskId: TASK_ID, pieceCount: layout.pieceCount })
+    sn.swarm.taskStarted({ taskId: TASK_ID, pieceCount: layout.pieceCount, pieceSize: layout.pieceSize })
     for (let i = 0; i < layout.pieceCount; i++) {
       q.at(t0 + pieceRange(layout, i).end / perMs(init.upstreamRate), () => {
         if (!sn.alive) return
@@ -139,7 +140,8 @@ export function simulate (init: SimulationInit): SimulationResult {
     net,
     layout,
     taskId: TASK_ID,
-    concurrency: init.concurrency ?? 4,
+    // The dfclient's fetch budget: 4 pieces of 4 MiB, or fewer larger ones (blob-download.ts).
+    concurrency: piecesWithin(init.concurrency ?? 4, layout.pieceSize),
     window: init.window ?? ASSIGNMENT_WINDOW,
     latencyMs: init.latencyMs ?? 1,
     reportDelayMs: init.reportDelayMs ?? 50,
@@ -160,9 +162,9 @@ export function simulate (init: SimulationInit): SimulationResult {
     },
     reported: (peer, indices) => {
       if (init.wakeAll === true) { wakeEveryone(); return }
-      // The new holder can take as many requesters as it has upload slots free.
+      // The new holder can take as many requesters as its upload budget has room for.
       const sn = peer.registeredWith
-      let free = sn === undefined ? 0 : MAX_UPLOADS_PER_PEER - sn.swarm.inFlight(peer.id)
+      let free = sn === undefined ? 0 : Math.ceil((MAX_UPLOADS_PER_PEER - sn.swarm.inFlight(peer.id)) / pieceUnits(layout.pieceSize))
       for (const i of indices) {
         if (free <= 0) break
         free -= waits.wake(i, free)

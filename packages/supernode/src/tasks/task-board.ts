@@ -1,4 +1,4 @@
-import type { TaskState } from '@damselfly/proto'
+import { layoutFor, type TaskState } from '@damselfly/proto'
 import type { Swarm } from '../scheduler/swarm.js'
 import type { TaskRecord, TaskStore } from './task-store.js'
 
@@ -45,21 +45,25 @@ export class TaskBoard {
   }
 
   /**
-   * Loads every record. Tasks left `running` by a previous process are returned (and dropped from
-   * the store) so the caller can delete their partial data: nobody is filling them any more.
+   * Loads every record. Tasks left `running` by a previous process, and tasks cut into pieces by
+   * another version's layout rule (their piece digests describe pieces today's dfclients do not
+   * fetch), are returned with the reason (and dropped from the store) so the caller can delete their
+   * data: the next pull of such a blob fetches it again.
    */
-  async load (): Promise<TaskRecord[]> {
-    const abandoned: TaskRecord[] = []
+  async load (): Promise<Array<{ record: TaskRecord, reason: 'abandoned' | 'layout' }>> {
+    const dropped: Array<{ record: TaskRecord, reason: 'abandoned' | 'layout' }> = []
     for (const record of await this.#store.listTasks()) {
-      if (record.state === 'running') {
-        abandoned.push(record)
+      const layout = layoutFor(record.size)
+      const reason = record.state === 'running' ? 'abandoned' : layout.pieceSize !== record.pieceSize || layout.pieceCount !== record.pieceCount ? 'layout' : undefined
+      if (reason !== undefined) {
+        dropped.push({ record, reason })
         await this.#store.deleteTask(record.taskId)
       } else {
         this.#entries.set(record.taskId, { record, pieces: undefined, version: this.#now() })
-        this.#events?.taskLoaded({ taskId: record.taskId, pieceCount: record.pieceCount, state: record.state })
+        this.#events?.taskLoaded({ taskId: record.taskId, pieceCount: record.pieceCount, pieceSize: record.pieceSize, state: record.state })
       }
     }
-    return abandoned
+    return dropped
   }
 
   record (taskId: string): TaskRecord | undefined {
@@ -92,7 +96,7 @@ export class TaskBoard {
     await this.#store.putTask(full)
     const old = this.#entries.get(record.taskId)
     this.#entries.set(record.taskId, { record: full, pieces: new Map(), version: this.#nextVersion(old) })
-    this.#events?.taskStarted({ taskId: record.taskId, pieceCount: record.pieceCount })
+    this.#events?.taskStarted({ taskId: record.taskId, pieceCount: record.pieceCount, pieceSize: record.pieceSize })
     this.#wake(record.taskId)
   }
 
