@@ -9,8 +9,8 @@ import type { PieceFetcher, TaskDirectory } from './ports.js'
 const MiB = 1024 * 1024
 const SELF = 'QmSelf'
 
-function blobFixture (size: number): { bytes: Uint8Array, digest: string, task: TaskInfo, pieceDigests: string[] } {
-  const bytes = new Uint8Array(randomBytes(size))
+function blobFixture (size: number, fill?: 'zeros'): { bytes: Uint8Array, digest: string, task: TaskInfo, pieceDigests: string[] } {
+  const bytes = fill === 'zeros' ? new Uint8Array(size) : new Uint8Array(randomBytes(size))
   const digest = sha256Of(bytes)
   const layout = layoutFor(size)
   const pieceDigests = Array.from({ length: layout.pieceCount }, (_, i) => { const r = pieceRange(layout, i); return sha256Of(bytes.subarray(r.start, r.end)) })
@@ -95,6 +95,28 @@ describe('BlobDownload', () => {
     expect((await cache.get(fx.digest))?.pieces.size).toBe(3)
     expect([...tasks.reported].sort()).toEqual([0, 1, 2])
     expect(fetcher.calls.every(([p]) => p === peerA.peerId)).toBe(true) // never self, peer before seed
+  })
+
+  it('keeps 16 MiB in flight: four 4 MiB pieces at once, but two 8 MiB ones', async () => {
+    const widest = async (size: number): Promise<number> => {
+      const fx = blobFixture(size, 'zeros')
+      const fetcher = fakeFetcher(fx.bytes, { delayMs: () => 5 })
+      let now = 0
+      let max = 0
+      const fetch = fetcher.fetchPiece
+      fetcher.fetchPiece = async (...args) => {
+        max = Math.max(max, ++now)
+        try { return await fetch(...args) } finally { now-- }
+      }
+      const c: BlobDownloadComponents = { tasks: fakeTasks(fx.task, fx.pieceDigests), fetcher, cache: new MemoryPieceCache(), upstream: noUpstream }
+      const dl = await openBlobDownload({ digest: fx.digest, url: 'http://r/x', selfPeerId: SELF }, c, new AbortController().signal)
+      const out = await collect(dl.read({ start: 0, end: size - 1 }, new AbortController().signal))
+      expect(sha256Of(out)).toBe(fx.digest)
+      return max
+    }
+    expect(await widest(64 * MiB)).toBe(4)
+    // Past 64 pieces of 4 MiB the blob is cut into 8 MiB pieces (proto piece-layout).
+    expect(await widest(256 * MiB + 1)).toBe(2)
   })
 
   it('streams pieces before their (slow) commits finish, and completes only once all are durable', async () => {

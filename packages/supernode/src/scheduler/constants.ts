@@ -165,7 +165,7 @@ export const STRIKE_WINDOW_MS = 60 * 60_000
 /** How long a global quarantine lasts; re-offending afterwards starts a new one. */
 export const GLOBAL_QUARANTINE_MS = 30 * 60_000
 
-/** Upper bound on sources listed per piece, keeping replies for 500-piece tasks small. */
+/** Upper bound on sources listed per piece, keeping replies small however many peers hold a piece. */
 export const MAX_SOURCES_PER_PIECE = 8
 
 /**
