@@ -28,8 +28,9 @@ export interface PlanState {
   seed: () => SourceAddress
   /** The peer if it is announced and not silent for longer than the TTL. */
   peer: (peerId: string) => PeerRecord | undefined
-  sourceWaitLimitMs: () => number
-  seedClaimTtlMs: () => number
+  /** The task's time limits (scaled for its piece size). */
+  sourceWaitLimitMs: (taskId: string) => number
+  seedClaimTtlMs: (taskId: string) => number
 }
 
 /** The task as planning reads it. */
@@ -209,10 +210,11 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
    * nothing opens the seed to it (no claim of its own, its wait not over). Exactly what ranking the
    * piece in full would answer ("no source yet"); the cursor moves as it would.
    */
+  const waitLimitMs = s.sourceWaitLimitMs(taskId)
   const noSourceYet = (index: number, requester: string): boolean => {
     if (s.claims.has(taskId, index, requester, now)) return false
     const since = s.waits.since(taskId, requester, index)
-    if (since !== undefined && now - since >= s.sourceWaitLimitMs()) return false
+    if (since !== undefined && now - since >= waitLimitMs) return false
     const set = holderSet(index)
     const scan = scanHolders(sampler, set)
     if (scan.usable || (!scan.busyWorking && s.claims.others(taskId, index, requester, now) < s.o.seedFanoutPerPiece)) return false
@@ -361,7 +363,7 @@ function seedGate (s: PlanState, taskId: string, index: number, requester: strin
     othersOnSeed: s.claims.others(taskId, index, requester, now),
     fanout: s.o.seedFanoutPerPiece,
     ownClaim: s.claims.has(taskId, index, requester, now),
-    waitedOut: since !== undefined && now - since >= s.sourceWaitLimitMs()
+    waitedOut: since !== undefined && now - since >= s.sourceWaitLimitMs(taskId)
   }
 }
 
@@ -385,12 +387,12 @@ function assign (s: PlanState, taskId: string, index: number, requester: string,
     return kept === undefined ? sources : [kept, ...sources.filter(s => s !== kept)]
   }
   s.uploads.assign(taskId, index, requester, first.peerId, now, units)
-  if (first.seed) s.claims.set(taskId, index, requester, now + s.seedClaimTtlMs())
+  if (first.seed) s.claims.set(taskId, index, requester, now + s.seedClaimTtlMs(taskId))
   else s.claims.end(taskId, index, requester, now)
   return sources
 }
 
 /** A live assignment stands (see `assign`); a seed one renews the requester's claim, as its fetch runs on. */
 function keepAssignment (s: PlanState, a: Assignment, now: number): void {
-  if (a.source === s.seed().peerId) s.claims.set(a.taskId, a.index, a.requester, now + s.seedClaimTtlMs())
+  if (a.source === s.seed().peerId) s.claims.set(a.taskId, a.index, a.requester, now + s.seedClaimTtlMs(a.taskId))
 }

@@ -320,3 +320,39 @@ describe('budgets in bytes', () => {
     expect(h.swarm.inFlight('Seed')).toBe(0)
   })
 })
+
+describe('Swarm: time limits scale with pieces larger than the fetch budget', () => {
+  const MiB = 1024 * 1024
+  function claimedBig () {
+    const h = setup()
+    h.announce('R1', 'R2', 'R3')
+    h.swarm.taskStarted({ taskId: T, pieceCount: 1, pieceSize: 64 * MiB })
+    h.swarm.pieceDigestPublished({ taskId: T, index: 0 })
+    h.swarm.taskStarted({ taskId: 'sha256:small', pieceCount: 1, pieceSize: 16 * MiB })
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    return h
+  }
+
+  it('a 64 MiB piece moves 4× as long as a 16 MiB one: its source wait and claim TTL are 4× as long', () => {
+    const h = claimedBig()
+    expect(h.swarm.sourceWaitLimitMs(T)).toBe(4 * C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.swarm.seedClaimTtlMs(T)).toBe(4 * C.SEED_CLAIM_TTL_MS)
+    expect(h.swarm.sourceWaitLimitMs('sha256:small')).toBe(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    expect(h.swarm.msUntilWaitLimit(T, 'R2')).toBe(4 * C.SOURCE_WAIT_LIMIT_MS)
+    // R1 polls (renewing its claim) while its 64 MiB transfer runs; R2 keeps waiting for that copy.
+    h.advance(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.ask(T, 'R1').of(0)).toEqual(['Seed'])
+    expect(h.ask(T, 'R2').of(0)).toEqual([])
+    h.advance(3 * C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.ask(T, 'R2').of(0)).toEqual(['Seed'])
+  })
+
+  it('records seed transfer durations at the 16 MiB scale, so slow large pieces do not stretch other tasks', () => {
+    const h = claimedBig()
+    // 64 MiB in 2 s is 16 MiB in 0.5 s: a fast seed.
+    for (let i = 0; i < 30; i++) h.swarm.pieceResultsReported({ taskId: T, requester: 'R3', results: [{ index: 0, sourcePeerId: 'Seed', ok: true, bytes: 64 * MiB, durationMs: 2_000 }] })
+    expect(h.swarm.sourceWaitLimitMs('sha256:small')).toBe(C.SOURCE_WAIT_LIMIT_MS)
+    expect(h.swarm.sourceWaitLimitMs(T)).toBe(4 * C.SOURCE_WAIT_LIMIT_MS)
+  })
+})

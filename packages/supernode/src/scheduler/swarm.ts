@@ -1,4 +1,4 @@
-import type { TaskState } from '@damselfly/proto'
+import { pieceUnits, type TaskState } from '@damselfly/proto'
 import { Holdings } from './holdings.js'
 import { Membership } from './membership.js'
 import { peerStateOf, Standing, type PeerRecord, type PeerState } from './peer-state.js'
@@ -93,8 +93,8 @@ export class Swarm {
       members: this.#members,
       seed: () => this.#c.seed(),
       peer: peerId => this.peer(peerId),
-      sourceWaitLimitMs: () => this.sourceWaitLimitMs(),
-      seedClaimTtlMs: () => this.seedClaimTtlMs()
+      sourceWaitLimitMs: taskId => this.sourceWaitLimitMs(taskId),
+      seedClaimTtlMs: taskId => this.seedClaimTtlMs(taskId)
     }
   }
 
@@ -160,15 +160,17 @@ export class Swarm {
    */
   msUntilWaitLimit (taskId: string, requester: string): number | undefined {
     const since = this.#waits.earliest(taskId, requester)
-    return since === undefined ? undefined : Math.max(0, since + this.sourceWaitLimitMs() - this.#c.now())
+    return since === undefined ? undefined : Math.max(0, since + this.sourceWaitLimitMs(taskId) - this.#c.now())
   }
 
   /**
-   * The limits in force: the configured ones, stretched to `slowSeedTransfers` typical seed transfers
-   * when seed transfers are slow (see `SLOW_SEED_TRANSFERS`), never beyond `maxStretchedWaitMs`.
+   * The limits in force for a task: the configured ones, stretched to `slowSeedTransfers` typical seed
+   * transfers when seed transfers are slow (see `SLOW_SEED_TRANSFERS`), never beyond
+   * `maxStretchedWaitMs`; then scaled by the task's `pieceTimeScale` (its pieces take that many times
+   * longer to move than the ones the limits were tuned for).
    */
-  sourceWaitLimitMs (): number { return this.#seedPace.stretched(this.#o.sourceWaitLimitMs) }
-  seedClaimTtlMs (): number { return this.#seedPace.stretched(this.#o.seedClaimTtlMs) }
+  sourceWaitLimitMs (taskId?: string): number { return Math.round(this.#seedPace.stretched(this.#o.sourceWaitLimitMs) * this.#pieceTimeScale(taskId)) }
+  seedClaimTtlMs (taskId?: string): number { return Math.round(this.#seedPace.stretched(this.#o.seedClaimTtlMs) * this.#pieceTimeScale(taskId)) }
 
   // ---- events ----
 
@@ -299,7 +301,8 @@ export class Swarm {
       if (e.source === this.#c.seed().peerId) {
         // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
         this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
-        this.#seedPace.record(e.durationMs)
+        // Recorded at the scale the limits are tuned for, so large-piece tasks do not stretch the others.
+        if (e.durationMs !== undefined) this.#seedPace.record(e.durationMs / this.#pieceTimeScale(e.taskId))
       }
       if (e.source === e.requester || e.bytes === undefined || e.bytes <= 0) return
       this.#uploads.recordSuccess(e.source, e.bytes, now)
@@ -344,6 +347,19 @@ export class Swarm {
   }
 
   // ---- internals ----
+
+  /**
+   * How many times longer a piece of the task takes to move than the ones the time limits were tuned
+   * for: 1 up to the fetch budget (`activePieces` units, 16 MiB: a stream of one such piece moves what
+   * four 4 MiB streams did), and proportionally more for larger pieces (one stream at a time cannot
+   * go faster). Measured with `npm run simulate` (1,000 peers, 3 GiB = 48 pieces of 64 MiB): with
+   * limits tuned for 16 MiB, waiters gave up on busy holders and piled onto a few, 2.10× the bound;
+   * scaled (×4), 1.18×.
+   */
+  #pieceTimeScale (taskId: string | undefined): number {
+    const t = taskId === undefined ? undefined : this.#tasks.get(taskId)
+    return t === undefined ? 1 : Math.max(1, pieceUnits(t.pieceSize) / this.#o.activePieces)
+  }
 
   /** Runs one event: reads the clock once, and announces changed tasks when the outermost event ends. */
   #event<T> (apply: (now: number) => T): T {
