@@ -83,7 +83,7 @@ export const SEED_FANOUT_PER_PIECE = 1
  * piece back for seconds, not the 30 s of `ASSIGNMENT_TTL_MS`. Stretched when seed transfers are
  * slow (`SLOW_SEED_TRANSFERS`). Both this and `SOURCE_WAIT_LIMIT_MS` hold for pieces up to the fetch
  * budget (16 MiB, which move as fast as four 4 MiB ones did); a task of larger pieces gets them scaled
- * by piece size ÷ 16 MiB (`Swarm.#pieceTimeScale`).
+ * by piece size ÷ 16 MiB (`seed-pace.ts`).
  */
 export const SEED_CLAIM_TTL_MS = 3_000
 

@@ -1,4 +1,4 @@
-import { pieceUnits, type TaskState } from '@damselfly/proto'
+import type { TaskState } from '@damselfly/proto'
 import { Holdings } from './holdings.js'
 import { Membership } from './membership.js'
 import { peerStateOf, Standing, type PeerRecord, type PeerState } from './peer-state.js'
@@ -74,7 +74,7 @@ export class Swarm {
   constructor (init: SwarmInit, components: SwarmComponents) {
     this.#o = resolveOptions(init)
     this.#c = components
-    this.#seedPace = new SeedPace(this.#o)
+    this.#seedPace = new SeedPace(this.#o, taskId => this.#tasks.get(taskId)?.pieceSize)
     this.#members = new Membership({ peerTtlMs: this.#o.peerTtlMs, maxUploadsPerPeer: this.#o.maxUploadsPerPeer })
     this.#uploads = new UploadLedger({
       assignmentTtlMs: this.#o.assignmentTtlMs,
@@ -164,13 +164,11 @@ export class Swarm {
   }
 
   /**
-   * The limits in force for a task: the configured ones, stretched to `slowSeedTransfers` typical seed
-   * transfers when seed transfers are slow (see `SLOW_SEED_TRANSFERS`), never beyond
-   * `maxStretchedWaitMs`; then scaled by the task's `pieceTimeScale` (its pieces take that many times
-   * longer to move than the ones the limits were tuned for).
+   * The limits in force for a task: the configured ones, stretched when seed transfers are slow and
+   * scaled for pieces larger than the fetch budget (`seed-pace.ts`).
    */
-  sourceWaitLimitMs (taskId?: string): number { return Math.round(this.#seedPace.stretched(this.#o.sourceWaitLimitMs) * this.#pieceTimeScale(taskId)) }
-  seedClaimTtlMs (taskId?: string): number { return Math.round(this.#seedPace.stretched(this.#o.seedClaimTtlMs) * this.#pieceTimeScale(taskId)) }
+  sourceWaitLimitMs (taskId?: string): number { return this.#seedPace.limit(this.#o.sourceWaitLimitMs, taskId) }
+  seedClaimTtlMs (taskId?: string): number { return this.#seedPace.limit(this.#o.seedClaimTtlMs, taskId) }
 
   // ---- events ----
 
@@ -301,8 +299,7 @@ export class Swarm {
       if (e.source === this.#c.seed().peerId) {
         // The piece arrived; its claim lasts until the requester reports holding it (or the grace ends).
         this.#claims.shorten(e.taskId, e.index, e.requester, now + this.#o.seedArrivalGraceMs, now)
-        // Recorded at the scale the limits are tuned for, so large-piece tasks do not stretch the others.
-        if (e.durationMs !== undefined) this.#seedPace.record(e.durationMs / this.#pieceTimeScale(e.taskId))
+        this.#seedPace.record(e.taskId, e.durationMs)
       }
       if (e.source === e.requester || e.bytes === undefined || e.bytes <= 0) return
       this.#uploads.recordSuccess(e.source, e.bytes, now)
@@ -347,19 +344,6 @@ export class Swarm {
   }
 
   // ---- internals ----
-
-  /**
-   * How many times longer a piece of the task takes to move than the ones the time limits were tuned
-   * for: 1 up to the fetch budget (`activePieces` units, 16 MiB: a stream of one such piece moves what
-   * four 4 MiB streams did), and proportionally more for larger pieces (one stream at a time cannot
-   * go faster). Measured with `npm run simulate` (1,000 peers, 3 GiB = 48 pieces of 64 MiB): with
-   * limits tuned for 16 MiB, waiters gave up on busy holders and piled onto a few, 2.10× the bound;
-   * scaled (×4), 1.18×.
-   */
-  #pieceTimeScale (taskId: string | undefined): number {
-    const t = taskId === undefined ? undefined : this.#tasks.get(taskId)
-    return t === undefined ? 1 : Math.max(1, pieceUnits(t.pieceSize) / this.#o.activePieces)
-  }
 
   /** Runs one event: reads the clock once, and announces changed tasks when the outermost event ends. */
   #event<T> (apply: (now: number) => T): T {
