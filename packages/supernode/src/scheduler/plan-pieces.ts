@@ -245,7 +245,7 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
     const holders = candidates(d.index, active && !fetching)
     const rank = (gate: SeedGate | undefined): PieceSource[] => rankSources({ holders, seed: seedLoad, failuresBeforeDemotion: f, limit, gate, ownOf: ownOfLoad })
     if (live === undefined || !inWindow) {
-      const sources = rank(live !== undefined && !d.held ? seedGate(s, taskId, d.index, live, false, holders, now) : undefined)
+      const sources = rank(live !== undefined && !d.held ? seedGate(s, taskId, d.index, live, false, holders, now, waitLimitMs) : undefined)
       if (sources.length > 0) startable--
       plans.push({ index: d.index, sources })
       continue
@@ -254,12 +254,12 @@ export function planPieces (s: PlanState, t: PlanTask, r: PlanRequest, now: numb
       // Beyond the requester's slots: its usable holders if any, but no seed claim and no wait (it
       // is not trying to fetch this piece yet, so it must neither hold the seed's one copy nor be
       // counted as starved of a source, which would hand it the seed early).
-      const sources = rank({ ...seedGate(s, taskId, d.index, live, false, holders, now), fanout: 0 })
+      const sources = rank({ ...seedGate(s, taskId, d.index, live, false, holders, now, waitLimitMs), fanout: 0 })
       if (sources.length > 0) startable--
       plans.push({ index: d.index, sources })
       continue
     }
-    let sources = rank(seedGate(s, taskId, d.index, live, true, holders, now))
+    let sources = rank(seedGate(s, taskId, d.index, live, true, holders, now, waitLimitMs))
     if (sources.length === 0) {
       if (!fetching) waiting.push(d.index)
     } else if (!fetching) slots--
@@ -355,7 +355,7 @@ function eligibleCount (set: HolderSet, others: readonly PeerEntry[], heldByRequ
 
 
 /** The seed's fan-out gate for a live requester and a piece it lacks (see `rank-sources.ts`). */
-function seedGate (s: PlanState, taskId: string, index: number, requester: string, inWindow: boolean, holders: readonly SourceLoad[], now: number): SeedGate {
+function seedGate (s: PlanState, taskId: string, index: number, requester: string, inWindow: boolean, holders: readonly SourceLoad[], now: number, waitLimitMs: number): SeedGate {
   const since = inWindow ? s.waits.since(taskId, requester, index) : undefined
   const assigned = s.uploads.get(taskId, index, requester)
   return {
@@ -363,7 +363,7 @@ function seedGate (s: PlanState, taskId: string, index: number, requester: strin
     othersOnSeed: s.claims.others(taskId, index, requester, now),
     fanout: s.o.seedFanoutPerPiece,
     ownClaim: s.claims.has(taskId, index, requester, now),
-    waitedOut: since !== undefined && now - since >= s.sourceWaitLimitMs(taskId)
+    waitedOut: since !== undefined && now - since >= waitLimitMs
   }
 }
 
